@@ -1,0 +1,1 @@
+//! `istioctl analyze` for Weft: IST-coded messages about a set of resources. TODO: fill in.

@@ -1,0 +1,3 @@
+//! extensions.istio.io kinds.
+
+pub mod wasm_plugin;

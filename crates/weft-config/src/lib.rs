@@ -19,6 +19,9 @@ pub mod validate;
 pub use error::{ConfigError, FieldError, Origin};
 pub use kind::{Kind, KindInfo, KINDS};
 pub use meta::ObjectMeta;
-pub use parse::{parse_and_validate, parse_documents, parse_value, validate_value};
+pub use parse::{
+    parse_and_validate, parse_documents, parse_documents_lenient, parse_value, parse_value_lenient,
+    validate_value,
+};
 pub use resource::{Resource, Spec};
 pub use validate::Report;

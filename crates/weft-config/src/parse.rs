@@ -170,6 +170,89 @@ pub fn parse_value(document: usize, value: Value) -> Result<Resource, ConfigErro
     }
 }
 
+/// Reads documents the way `istioctl analyze` reads files: fields the schema does not know
+/// are pruned (as the Kubernetes API server prunes them) and reported back as warnings,
+/// instead of failing the whole resource. Used for analysis only; writes stay strict.
+pub fn parse_documents_lenient(
+    text: &str,
+) -> Vec<Result<(Resource, Vec<FieldError>), ConfigError>> {
+    let values = match split_documents(text) {
+        Ok(values) => values,
+        Err(e) => return vec![Err(e)],
+    };
+    values
+        .into_iter()
+        .map(|(doc, value)| parse_value_lenient(doc, value))
+        .collect()
+}
+
+/// [`parse_value`], pruning unknown fields and returning what was pruned.
+pub fn parse_value_lenient(
+    document: usize,
+    mut value: Value,
+) -> Result<(Resource, Vec<FieldError>), ConfigError> {
+    let mut pruned = Vec::new();
+    // Each round prunes what serde reported; serde stops at the first unknown field of a
+    // struct, so a deeply wrong document needs several rounds. Bounded to stay linear.
+    for _ in 0..64 {
+        match parse_value(document, value.clone()) {
+            Ok(res) => return Ok((res, pruned)),
+            Err(ConfigError::Invalid { origin, errors }) => {
+                let unknown: Vec<FieldError> = errors
+                    .iter()
+                    .filter(|e| e.message == "unknown field")
+                    .cloned()
+                    .collect();
+                if unknown.is_empty() || !unknown.iter().all(|e| remove_path(&mut value, &e.path)) {
+                    return Err(ConfigError::Invalid { origin, errors });
+                }
+                pruned.extend(
+                    unknown
+                        .into_iter()
+                        .map(|e| FieldError::new(e.path, "unknown field, ignored")),
+                );
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    parse_value(document, value).map(|res| (res, pruned))
+}
+
+/// Removes the field at a path such as `spec.http[0].match[1].app`; false if absent.
+fn remove_path(value: &mut Value, path: &str) -> bool {
+    let mut segments = Vec::new();
+    for part in path.split('.') {
+        let (key, indexes) = part
+            .split_once('[')
+            .map_or((part, ""), |(k, rest)| (k, rest));
+        if !key.is_empty() {
+            segments.push(Err(key));
+        }
+        for idx in indexes.split('[').filter(|s| !s.is_empty()) {
+            match idx.trim_end_matches(']').parse::<usize>() {
+                Ok(i) => segments.push(Ok(i)),
+                Err(_) => return false,
+            }
+        }
+    }
+    let Some((Err(last), parents)) = segments.split_last() else {
+        return false;
+    };
+    let mut cur = value;
+    for seg in parents {
+        let next = match seg {
+            Ok(i) => cur.get_mut(*i),
+            Err(k) => cur.get_mut(*k),
+        };
+        match next {
+            Some(v) => cur = v,
+            None => return false,
+        }
+    }
+    cur.as_object_mut()
+        .is_some_and(|o| o.remove(*last).is_some())
+}
+
 /// Deserializes `value` into `T`, rejecting unknown fields, and reports the first problem
 /// with its path below `prefix` in words a user understands ("expected integer").
 pub(crate) fn strict<T: DeserializeOwned>(value: Value, prefix: &str) -> Result<T, FieldError> {
@@ -201,9 +284,13 @@ pub(crate) fn strict<T: DeserializeOwned>(value: Value, prefix: &str) -> Result<
 /// Kubernetes and Istio users know ("expected integer, got string \"x\"").
 fn humanize(mut path: String, msg: &str) -> (String, String) {
     if let Some(rest) = msg.strip_prefix("unknown field `") {
+        // serde_path_to_error's path already ends with the unknown key; add it only when
+        // the error was raised before the key entered the path (top of a struct).
         let field = rest.split('`').next().unwrap_or_default();
-        path.push('.');
-        path.push_str(field);
+        if !path.ends_with(&format!(".{field}")) {
+            path.push('.');
+            path.push_str(field);
+        }
         return (path, "unknown field".to_string());
     }
     if let Some(rest) = msg.strip_prefix("unknown variant `") {
@@ -216,6 +303,13 @@ fn humanize(mut path: String, msg: &str) -> (String, String) {
             path,
             format!("Unsupported value: \"{value}\": supported values: {supported}"),
         );
+    }
+    if let Some(expected) = msg.strip_prefix("invalid type: null, expected ") {
+        // Kubernetes' wording for a null where an object or value belongs.
+        let ty = expected_word(expected);
+        let message =
+            format!("Invalid value: \"null\": {path} in body must be of type {ty}: \"null\"");
+        return (path, message);
     }
     if let Some(rest) = msg.strip_prefix("invalid type: ") {
         if let Some((got, expected)) = rest.split_once(", expected ") {
@@ -342,6 +436,30 @@ mod tests {
             out[1].as_ref().unwrap_err().to_string(),
             "Sidecar s (document 2): extra: unknown field"
         );
+    }
+
+    #[test]
+    fn unknown_field_is_named_once() {
+        let out = parse_documents(
+            "apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: s, namespace: ns}\nspec:\n  egress:\n  - hostz: [a]\n",
+        );
+        let err = out[0].as_ref().unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "Sidecar ns/s (document 0): spec.egress[0].hostz: unknown field"
+        );
+    }
+
+    #[test]
+    fn lenient_reading_prunes_unknown_fields() {
+        let text = "apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: s}\nspec:\n  egress:\n  - hosts: [\"./*\"]\n    app: x\n  bogus: 1\n";
+        let out = parse_documents_lenient(text);
+        let (res, pruned) = out[0].as_ref().unwrap();
+        let paths: Vec<&str> = pruned.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(paths, ["spec.egress[0].app", "spec.bogus"]);
+        assert!(res.spec_json["egress"][0].get("app").is_none());
+        // The strict reader still refuses the same text.
+        assert!(parse_documents(text)[0].is_err());
     }
 
     #[test]

@@ -49,18 +49,28 @@ fn documents(text: &str) -> Vec<String> {
 
 /// Kubernetes kinds that appear in Istio's samples beside Istio kinds; not ours to validate.
 fn is_kubernetes_kind(doc: &str) -> bool {
-    [
-        "kind: Service\n",
-        "kind: Deployment\n",
-        "kind: ServiceAccount\n",
-        "kind: Secret\n",
-    ]
-    .iter()
-    .any(|k| doc.contains(k))
+    doc.lines().any(|l| {
+        matches!(
+            l.trim_end(),
+            "kind: Service" | "kind: Deployment" | "kind: ServiceAccount" | "kind: Secret"
+        )
+    })
 }
 
-fn check_valid(files: &[PathBuf]) -> (usize, Vec<String>) {
-    let (mut accepted, mut failures) = (0, Vec::new());
+/// Valid documents Weft reads differently from Kubernetes, with the reason. Each must keep
+/// failing with this text; if one starts passing, take it off the list.
+const KNOWN_DIFFERENCES: &[(&str, usize, &str)] = &[(
+    // A flow sequence item ending in "::" (`[1.2.3.4, 001:db8::]`): Go's YAML reader takes
+    // it as a string; libyaml (behind serde_yaml) stops at the ':' before ']'. Quoting the
+    // address works with both.
+    "serviceentry-valid.yaml",
+    0,
+    "invalid YAML",
+)];
+
+/// Returns (accepted, known differences seen, unexpected rejections).
+fn check_valid(files: &[PathBuf]) -> (usize, usize, Vec<String>) {
+    let (mut accepted, mut known_seen, mut failures) = (0, 0, Vec::new());
     for file in files {
         let text = std::fs::read_to_string(file).unwrap();
         for (i, doc) in documents(&text).iter().enumerate() {
@@ -70,12 +80,23 @@ fn check_valid(files: &[PathBuf]) -> (usize, Vec<String>) {
             for result in weft_config::parse_and_validate(doc) {
                 match result {
                     Ok(_) => accepted += 1,
-                    Err(e) => failures.push(format!("{} doc {i}: {e}", file.display())),
+                    Err(e) => {
+                        let name = file.file_name().unwrap().to_string_lossy();
+                        let known = KNOWN_DIFFERENCES.iter().any(|(f, doc, text)| {
+                            *f == name && *doc == i && e.to_string().contains(text)
+                        });
+                        if known {
+                            known_seen += 1;
+                            println!("known difference: {name} doc {i}: {e}");
+                        } else {
+                            failures.push(format!("{} doc {i}: {e}", file.display()));
+                        }
+                    }
                 }
             }
         }
     }
-    (accepted, failures)
+    (accepted, known_seen, failures)
 }
 
 #[test]
@@ -90,10 +111,15 @@ fn valid_corpora_are_accepted() {
         &root.join("samples/bookinfo/networking"),
         ".yaml",
     ));
-    let (accepted, failures) = check_valid(&files);
+    let (accepted, known, failures) = check_valid(&files);
     println!(
-        "valid corpus: {accepted} accepted, {} rejected",
+        "valid corpus: {accepted} accepted, {} rejected, {known} known differences",
         failures.len()
+    );
+    let filtered = std::env::var("WEFT_CORPUS_FILTER").is_ok_and(|f| !f.is_empty());
+    assert!(
+        filtered || known == KNOWN_DIFFERENCES.len(),
+        "a known difference no longer fails: take it off KNOWN_DIFFERENCES"
     );
     assert!(
         failures.is_empty(),

@@ -5,6 +5,7 @@ pub mod envoy_filter;
 pub mod gateway;
 pub mod proxy_config;
 pub mod service_entry;
+pub mod shared;
 pub mod sidecar;
 pub mod virtual_service;
 pub mod workload_entry;

@@ -1,0 +1,32 @@
+//! The mesh at one revision: every stored resource, indexed, plus the service registry
+//! derived from it. Built once per (debounced) change and shared by every proxy's push.
+
+use crate::registry::Registry;
+use std::sync::Arc;
+use weft_config::{Kind, Resource};
+
+/// Immutable view of config and registry; cheap to clone.
+#[derive(Clone, Debug, Default)]
+pub struct MeshSnapshot {
+    /// Store revision this snapshot was built from.
+    pub revision: u64,
+    pub resources: Arc<Vec<Resource>>,
+    pub registry: Arc<Registry>,
+}
+
+impl MeshSnapshot {
+    /// Builds the snapshot (and the registry) from every stored resource.
+    pub fn build(revision: u64, resources: Vec<Resource>) -> MeshSnapshot {
+        let registry = Registry::build(&resources);
+        MeshSnapshot {
+            revision,
+            resources: Arc::new(resources),
+            registry: Arc::new(registry),
+        }
+    }
+
+    /// Every resource of one kind.
+    pub fn of_kind(&self, kind: Kind) -> impl Iterator<Item = &Resource> {
+        self.resources.iter().filter(move |r| r.kind() == kind)
+    }
+}

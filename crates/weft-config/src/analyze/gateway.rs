@@ -149,20 +149,8 @@ fn selects_common_workload(ctx: &Context<'_>, a: &Selector, b: &Selector) -> boo
 
 #[cfg(test)]
 mod tests {
-    use crate::analyze::{analyze_only, Options};
-    use crate::parse_documents;
 
-    fn run(analyzer: &str, yaml: &str) -> Vec<String> {
-        let resources: Vec<_> = parse_documents(yaml)
-            .into_iter()
-            .map(|r| r.expect("test YAML parses"))
-            .collect();
-        analyze_only(&resources, &Options::default(), analyzer)
-            .expect("analyzer exists")
-            .iter()
-            .map(ToString::to_string)
-            .collect()
-    }
+    use crate::analyze::testing::run;
 
     fn gateway(name: &str, selector: &str, port: u32, host: &str) -> String {
         format!(

@@ -234,6 +234,30 @@ fn run<'a>(
     out
 }
 
+/// Helpers for the analyzers' unit tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::{analyze_only, Options};
+
+    /// Runs one analyzer over YAML and returns its messages as istioctl prints them.
+    pub fn run_with(analyzer: &str, yaml: &str, options: &Options) -> Vec<String> {
+        let resources: Vec<_> = crate::parse_documents(yaml)
+            .into_iter()
+            .map(|r| r.expect("test YAML parses"))
+            .collect();
+        analyze_only(&resources, options, analyzer)
+            .expect("analyzer exists")
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    /// [`run_with`] with default options.
+    pub fn run(analyzer: &str, yaml: &str) -> Vec<String> {
+        run_with(analyzer, yaml, &Options::default())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -79,20 +79,9 @@ pub(super) fn lightstep(ctx: &Context<'_>, out: &mut Vec<Message>) {
 
 #[cfg(test)]
 mod tests {
-    use crate::analyze::{analyze_only, MeshConfig, Options};
-    use crate::parse_documents;
+    use crate::analyze::{MeshConfig, Options};
 
-    fn run(analyzer: &str, yaml: &str, options: &Options) -> Vec<String> {
-        let resources: Vec<_> = parse_documents(yaml)
-            .into_iter()
-            .map(|r| r.expect("test YAML parses"))
-            .collect();
-        analyze_only(&resources, options, analyzer)
-            .expect("analyzer exists")
-            .iter()
-            .map(ToString::to_string)
-            .collect()
-    }
+    use crate::analyze::testing::run_with as run;
 
     fn telemetry(name: &str, ns: &str, spec: &str) -> String {
         format!(

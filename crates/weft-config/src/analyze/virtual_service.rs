@@ -256,20 +256,8 @@ fn is_claim_header(key: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::is_claim_header;
-    use crate::analyze::{analyze_only, Options};
-    use crate::parse_documents;
 
-    fn run(analyzer: &str, yaml: &str) -> Vec<String> {
-        let resources: Vec<_> = parse_documents(yaml)
-            .into_iter()
-            .map(|r| r.expect("test YAML parses"))
-            .collect();
-        analyze_only(&resources, &Options::default(), analyzer)
-            .expect("analyzer exists")
-            .iter()
-            .map(ToString::to_string)
-            .collect()
-    }
+    use crate::analyze::testing::run;
 
     const HEAD: &str = "apiVersion: networking.istio.io/v1\nkind: ";
 

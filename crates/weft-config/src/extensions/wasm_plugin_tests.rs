@@ -1,21 +1,13 @@
 //! Unit tests for WasmPlugin validation.
 
 use super::check_url;
-use crate::parse_and_validate;
 
 fn check(spec: &str) -> Result<Vec<String>, String> {
-    let doc = format!(
-        "apiVersion: extensions.istio.io/v1alpha1\nkind: WasmPlugin\nmetadata: {{name: w, namespace: ns}}\nspec:\n{spec}"
-    );
-    match parse_and_validate(&doc).remove(0) {
-        Ok((_, warnings)) => Ok(warnings.iter().map(ToString::to_string).collect()),
-        Err(e) => Err(e.to_string()),
-    }
+    crate::validate::testing::check(crate::Kind::WasmPlugin, spec)
 }
 
 fn rejected(spec: &str, expected: &str) {
-    let err = check(spec).expect_err(expected);
-    assert!(err.contains(expected), "expected {expected:?} in {err}");
+    crate::validate::testing::rejected(crate::Kind::WasmPlugin, spec, expected)
 }
 
 #[test]

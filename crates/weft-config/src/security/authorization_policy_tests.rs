@@ -1,21 +1,11 @@
 //! Unit tests for AuthorizationPolicy validation: what a user sees for each rule.
 
-use crate::parse_and_validate;
-
-/// Validates a policy with the given spec body; Ok carries the warnings.
 fn check(spec: &str) -> Result<Vec<String>, String> {
-    let doc = format!(
-        "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {{name: p, namespace: ns}}\nspec:\n{spec}"
-    );
-    match parse_and_validate(&doc).remove(0) {
-        Ok((_, warnings)) => Ok(warnings.iter().map(ToString::to_string).collect()),
-        Err(e) => Err(e.to_string()),
-    }
+    crate::validate::testing::check(crate::Kind::AuthorizationPolicy, spec)
 }
 
 fn rejected(spec: &str, expected: &str) {
-    let err = check(spec).expect_err(expected);
-    assert!(err.contains(expected), "expected {expected:?} in {err}");
+    crate::validate::testing::rejected(crate::Kind::AuthorizationPolicy, spec, expected)
 }
 
 #[test]

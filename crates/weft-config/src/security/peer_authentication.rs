@@ -100,14 +100,9 @@ pub fn validate(spec: &PeerAuthentication, _meta: &ObjectMeta, report: &mut Repo
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::parse_and_validate;
 
     fn check(spec: &str) -> Result<Vec<String>, String> {
-        let doc = format!("apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {{name: p, namespace: ns}}\nspec:\n{spec}");
-        match parse_and_validate(&doc).remove(0) {
-            Ok((_, warnings)) => Ok(warnings.iter().map(ToString::to_string).collect()),
-            Err(e) => Err(e.to_string()),
-        }
+        crate::validate::testing::check(crate::Kind::PeerAuthentication, spec)
     }
 
     #[test]

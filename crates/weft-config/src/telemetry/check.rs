@@ -186,14 +186,9 @@ fn check_cel_shape(expr: &str) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
-    use crate::parse_and_validate;
 
     fn check(spec: &str) -> Result<Vec<String>, String> {
-        let doc = format!("apiVersion: telemetry.istio.io/v1\nkind: Telemetry\nmetadata: {{name: t, namespace: ns}}\nspec:\n{spec}");
-        match parse_and_validate(&doc).remove(0) {
-            Ok((_, warnings)) => Ok(warnings.iter().map(ToString::to_string).collect()),
-            Err(e) => Err(e.to_string()),
-        }
+        crate::validate::testing::check(crate::Kind::Telemetry, spec)
     }
 
     #[test]

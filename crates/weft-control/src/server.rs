@@ -1,10 +1,12 @@
-//! weftd's command line and its life: open the store, serve the API, follow the config
-//! folder, and stop cleanly on a signal.
+//! weftd's command line and its life: open the store, serve the API and ADS, follow the
+//! config folder, and stop cleanly on a signal.
 
 use crate::api::{self, AppState};
 use crate::auth::{Token, TokenError};
 use crate::config_dir::ConfigDir;
 use crate::store::{EmbeddedStore, Store, StoreError};
+use crate::xds::pipeline::{self, Debounce};
+use crate::xds::{Xds, XdsConfig};
 use clap::Parser;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -24,9 +26,18 @@ pub struct Options {
     /// HTTP API address; port 0 picks a free port (printed on start).
     #[arg(long, default_value = "127.0.0.1:15014")]
     pub api_addr: SocketAddr,
-    /// xDS address (accepted now, served in a later release).
+    /// xDS (ADS, plaintext gRPC) address; port 0 picks a free port (printed on start).
     #[arg(long, default_value = "127.0.0.1:15010")]
     pub xds_addr: SocketAddr,
+    /// Quiet time after the last config change before proxies are pushed (PILOT_DEBOUNCE_AFTER).
+    #[arg(long, default_value = "100ms", value_parser = parse_duration)]
+    pub debounce_after: Duration,
+    /// Longest a burst of config changes may delay a push (PILOT_DEBOUNCE_MAX).
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub debounce_max: Duration,
+    /// How long an auto-registered WorkloadEntry outlives its proxy's last connection.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub auto_register_grace: Duration,
     /// Folder of Istio YAML/JSON to load at start and follow (GitOps).
     #[arg(long)]
     pub config_dir: Option<PathBuf>,
@@ -55,6 +66,29 @@ pub enum ServerError {
     },
     #[error("API server failed: {0}")]
     Serve(std::io::Error),
+    #[error("cannot listen for xDS on {addr}: {source}; pass another --xds-addr")]
+    XdsBind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// `250ms`, `1s`, `2m`, or a bare number of milliseconds.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(at) => text.split_at(at),
+        None => (text, "ms"),
+    };
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration such as 100ms, 1s or 2m"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        _ => Err(format!("{text:?}: unit must be ms, s or m")),
+    }
 }
 
 impl Options {
@@ -98,12 +132,41 @@ pub async fn run(
             source,
         })?;
     let api_addr = listener.local_addr().map_err(ServerError::Serve)?;
+    let xds_listener = tokio::net::TcpListener::bind(options.xds_addr)
+        .await
+        .map_err(|source| ServerError::XdsBind {
+            addr: options.xds_addr,
+            source,
+        })?;
+    let xds_addr = xds_listener.local_addr().map_err(ServerError::Serve)?;
     // Plain lines on stdout: what a user (or a test) reads to find weftd.
     println!("api listening on {api_addr}");
     println!("token file: {}", token.path().display());
-    println!("xds address {} (not served yet)", options.xds_addr);
+    println!("xds listening on {xds_addr}");
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let xds_config = XdsConfig {
+        debounce: Debounce {
+            after: options.debounce_after,
+            max: options.debounce_max,
+        },
+        auto_register_grace: options.auto_register_grace,
+    };
+    let (snapshots, pipeline) =
+        pipeline::start(store.clone(), xds_config.debounce, stop_rx.clone()).await?;
+    let xds = Xds::new(snapshots, store.clone(), xds_config, stop_rx.clone());
+    xds.adopt_orphans().await;
+    let mut xds_stop = stop_rx.clone();
+    let ads = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(xds.service())
+            .serve_with_incoming_shutdown(
+                tonic::transport::server::TcpIncoming::from(xds_listener),
+                async move {
+                    let _ = xds_stop.wait_for(|down| *down).await;
+                },
+            ),
+    );
     let follower = options.config_dir.clone().map(|dir| {
         let folder = ConfigDir::new(dir, store.clone());
         tokio::spawn(folder.follow(stop_rx.clone()))
@@ -112,9 +175,10 @@ pub async fn run(
         store,
         token,
         data_dir,
+        xds_addr: Some(xds_addr),
         shutdown: stop_rx,
     };
-    let app = api::router(state);
+    let app = api::router(state).merge(api::debug::router(xds));
     let stop_tx = Arc::new(stop_tx);
     let signal_tx = stop_tx.clone();
     let graceful = async move {
@@ -135,6 +199,13 @@ pub async fn run(
     }
     if let Some(follower) = follower {
         let _ = follower.await;
+    }
+    let _ = pipeline.await;
+    // Streams end on the stop signal, so ADS drains at once; cut it if a proxy lingers.
+    match tokio::time::timeout(DRAIN, ads).await {
+        Ok(Ok(Err(e))) => tracing::warn!(error = %e, "xDS server failed"),
+        Ok(_) => {}
+        Err(_) => tracing::warn!("xDS streams did not finish in time; closing them"),
     }
     tracing::info!("stopped");
     Ok(())

@@ -3,6 +3,8 @@
 //! End-to-end tests drive real processes, so what they assert is what a user sees.
 //! Build the binaries first: `cargo build --workspace`.
 
+pub mod envoy;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -100,6 +102,7 @@ pub fn run_weft(args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> Out
 pub struct Weftd {
     child: Child,
     addr: SocketAddr,
+    xds_addr: SocketAddr,
     data_dir: TempDir,
 }
 
@@ -108,6 +111,8 @@ impl Weftd {
     pub fn start() -> Weftd {
         let data_dir = tempfile::tempdir().expect("create a temp data dir");
         let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+        // Its own xDS port too: the default 15010 would collide between parallel tests.
+        let xds_addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
         let log = std::fs::File::create(data_dir.path().join("weftd.log"))
             .expect("create weftd's log file");
         let child = Command::new(binary("weftd"))
@@ -115,6 +120,8 @@ impl Weftd {
             .arg(data_dir.path().join("data"))
             .arg("--api-addr")
             .arg(addr.to_string())
+            .arg("--xds-addr")
+            .arg(xds_addr.to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             // A file, not a pipe: nobody reads a pipe while tests run, and a full one would
@@ -125,6 +132,7 @@ impl Weftd {
         let mut weftd = Weftd {
             child,
             addr,
+            xds_addr,
             data_dir,
         };
         weftd.wait_ready();
@@ -158,6 +166,11 @@ impl Weftd {
     /// `http://127.0.0.1:PORT`, for `--server` / `WEFT_SERVER`.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// Where weftd serves xDS (ADS), for a data plane's bootstrap.
+    pub fn xds_addr(&self) -> SocketAddr {
+        self.xds_addr
     }
 
     /// weftd's `--data-dir` (where its token lives), for `WEFT_DATA_DIR`.

@@ -2,8 +2,11 @@
 
 pub mod analyze;
 pub mod apply;
+pub mod bootstrap;
 pub mod delete;
 pub mod get;
+pub mod proxy_config;
+pub mod proxy_status;
 pub mod validate;
 pub mod version;
 

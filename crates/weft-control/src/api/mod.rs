@@ -2,6 +2,7 @@
 //! The contract is docs/api.md.
 
 mod body;
+pub mod debug;
 mod objects;
 pub mod status;
 mod watch;
@@ -26,6 +27,8 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub token: Arc<Token>,
     pub data_dir: PathBuf,
+    /// Where the xDS server listens, so tools (`weft bootstrap`) can find it.
+    pub xds_addr: Option<std::net::SocketAddr>,
     /// Turns true when weftd shuts down, so open watch streams end and the server drains.
     pub shutdown: signal::Receiver<bool>,
 }
@@ -56,6 +59,7 @@ async fn readiness(State(state): State<AppState>) -> Json<Value> {
         "status": "ok",
         "store": state.store.backend(),
         "dataDir": state.data_dir.display().to_string(),
+        "xdsAddr": state.xds_addr.map(|a| a.to_string()),
     }))
 }
 

@@ -4,6 +4,11 @@
 use std::collections::BTreeMap;
 use weft_config::Resource;
 
+mod protocol;
+mod service_entry;
+#[cfg(test)]
+mod tests;
+
 /// Istio's protocol of a service port, from its `protocol` field or name prefix.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Protocol {
@@ -88,8 +93,7 @@ pub struct Registry {
 impl Registry {
     /// Builds the registry from ServiceEntries and WorkloadEntries.
     pub fn build(resources: &[Resource]) -> Registry {
-        let _ = resources;
-        Registry::default()
+        service_entry::build(resources)
     }
 
     /// The service with this exact hostname.
@@ -98,9 +102,27 @@ impl Registry {
     }
 
     /// Instances of a service, with the port each listens on for service port `port`.
+    /// The instance's port is, like Istio: its own port of that name, else the service
+    /// port's `targetPort`, else the service port itself.
     pub fn endpoints(&self, hostname: &str, port: u32) -> Vec<(&Instance, u32)> {
-        let _ = (hostname, port);
-        Vec::new()
+        let Some(service_port) = self
+            .service(hostname)
+            .and_then(|s| s.ports.iter().find(|p| p.number == port))
+        else {
+            return Vec::new();
+        };
+        let fallback = service_port.target_port.unwrap_or(service_port.number);
+        self.instances
+            .get(hostname)
+            .into_iter()
+            .flatten()
+            .map(|i| {
+                (
+                    i,
+                    i.ports.get(&service_port.name).copied().unwrap_or(fallback),
+                )
+            })
+            .collect()
     }
 }
 

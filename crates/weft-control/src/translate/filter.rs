@@ -1,0 +1,85 @@
+//! Network filters a listener's filter chains are made of: the HTTP connection manager (RDS
+//! or inline routes) and the TCP proxy.
+
+use super::proto::{ads, any};
+use super::route;
+use super::Direction;
+use envoy_types::pb::envoy::config::listener::v3::{filter, Filter};
+use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
+use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
+    http_connection_manager::RouteSpecifier, HttpConnectionManager, Rds,
+};
+use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::{
+    tcp_proxy::{weighted_cluster::ClusterWeight, ClusterSpecifier, WeightedCluster},
+    TcpProxy,
+};
+use envoy_types::pb::google::protobuf::BoolValue;
+
+pub const HCM: &str = "envoy.filters.network.http_connection_manager";
+pub const TCP_PROXY: &str = "envoy.filters.network.tcp_proxy";
+
+/// Where an HTTP connection manager gets its routes.
+pub enum Routes {
+    /// By name over ADS.
+    Rds(String),
+    Inline(Box<RouteConfiguration>),
+}
+
+/// An HTTP connection manager like Istio's: sidecars trust the peer's forwarded headers
+/// (`use_remote_address` false) while gateways are the edge and use the client's address.
+pub fn http_connection_manager(stat_prefix: &str, routes: Routes, direction: Direction) -> Filter {
+    let hcm = HttpConnectionManager {
+        stat_prefix: stat_prefix.to_string(),
+        route_specifier: Some(match routes {
+            Routes::Rds(name) => RouteSpecifier::Rds(Rds {
+                config_source: Some(ads()),
+                route_config_name: name,
+            }),
+            Routes::Inline(config) => RouteSpecifier::RouteConfig(*config),
+        }),
+        http_filters: route::http_filters(direction),
+        use_remote_address: Some(BoolValue {
+            value: direction == Direction::Gateway,
+        }),
+        generate_request_id: Some(BoolValue { value: true }),
+        normalize_path: Some(BoolValue { value: true }),
+        ..Default::default()
+    };
+    Filter {
+        name: HCM.to_string(),
+        config_type: Some(filter::ConfigType::TypedConfig(any(
+            "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+            &hcm,
+        ))),
+    }
+}
+
+/// A TCP proxy to one cluster, or split by weight over several (weights as in Istio's
+/// route destinations; a single destination ignores its weight).
+pub fn tcp_proxy(stat_prefix: &str, clusters: &[(String, u32)]) -> Filter {
+    let cluster_specifier = match clusters {
+        [(only, _)] => ClusterSpecifier::Cluster(only.clone()),
+        many => ClusterSpecifier::WeightedClusters(WeightedCluster {
+            clusters: many
+                .iter()
+                .map(|(name, weight)| ClusterWeight {
+                    name: name.clone(),
+                    weight: *weight,
+                    ..Default::default()
+                })
+                .collect(),
+        }),
+    };
+    let proxy = TcpProxy {
+        stat_prefix: stat_prefix.to_string(),
+        cluster_specifier: Some(cluster_specifier),
+        ..Default::default()
+    };
+    Filter {
+        name: TCP_PROXY.to_string(),
+        config_type: Some(filter::ConfigType::TypedConfig(any(
+            "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
+            &proxy,
+        ))),
+    }
+}

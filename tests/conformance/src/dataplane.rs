@@ -1,0 +1,282 @@
+//! The data plane under test, behind a trait: Envoy today, weft-proxy later.
+
+use reqwest::blocking::Client;
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use weft_testkit::binary;
+
+/// How long a proxy may take before its admin endpoint answers.
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Sidecar next to a workload, or a gateway.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProxyType {
+    Sidecar,
+    Router,
+}
+
+/// What `weft bootstrap envoy` is told about a proxy (docs/xds.md); explicit capture always.
+#[derive(Clone, Debug)]
+pub struct BootstrapArgs {
+    pub workload_group: String,
+    pub namespace: String,
+    pub proxy_type: ProxyType,
+    pub ip: String,
+    pub app_ports: Vec<(String, u16)>,
+    pub outbound_port: u16,
+    pub admin_port: u16,
+    pub xds: SocketAddr,
+    pub labels: Vec<(String, String)>,
+    /// weftd's API (`WEFT_SERVER`), where the CLI reads the WorkloadGroup.
+    pub server: String,
+    /// weftd's data dir (`WEFT_DATA_DIR`), for the token.
+    pub data_dir: PathBuf,
+    /// Where the proxy may write its bootstrap and logs.
+    pub work_dir: PathBuf,
+}
+
+impl BootstrapArgs {
+    /// The `weft bootstrap envoy` command line for these arguments.
+    pub fn cli_args(&self) -> Vec<String> {
+        let mut args: Vec<String> = ["bootstrap", "envoy", "--capture", "explicit"]
+            .map(String::from)
+            .to_vec();
+        let mut flag = |k: &str, v: String| {
+            args.push(k.to_owned());
+            args.push(v);
+        };
+        flag("--workload-group", self.workload_group.clone());
+        flag("-n", self.namespace.clone());
+        let kind = match self.proxy_type {
+            ProxyType::Sidecar => "sidecar",
+            ProxyType::Router => "router",
+        };
+        flag("--type", kind.to_owned());
+        flag("--ip", self.ip.clone());
+        for (name, port) in &self.app_ports {
+            flag("--app-port", format!("{name}={port}"));
+        }
+        flag("--outbound-port", self.outbound_port.to_string());
+        flag("--admin-port", self.admin_port.to_string());
+        flag("--xds", self.xds.to_string());
+        for (k, v) in &self.labels {
+            flag("--label", format!("{k}={v}"));
+        }
+        args
+    }
+}
+
+/// A data plane implementation the suite can start proxies of.
+pub trait DataPlane {
+    /// Short name for the summary line, e.g. `envoy`.
+    fn name(&self) -> &str;
+    fn start(&self, args: &BootstrapArgs) -> Result<Box<dyn RunningProxy>, String>;
+}
+
+/// One running proxy; stopped when dropped.
+pub trait RunningProxy {
+    /// The admin endpoint, on 127.0.0.1.
+    fn admin(&self) -> SocketAddr;
+    /// Counters from the admin `/stats` whose names contain `filter`, summed.
+    fn stat_sum(&self, filter: &str) -> Result<u64, String>;
+    /// Config updates the proxy rejected (NACKed) since it started.
+    fn rejected_updates(&self) -> Result<u64, String> {
+        self.stat_sum("update_rejected")
+    }
+    /// Whether something accepts connections on 127.0.0.1:`port` (a listener is in place).
+    fn listening(&self, port: u16) -> bool {
+        TcpStream::connect_timeout(
+            &SocketAddr::from(([127, 0, 0, 1], port)),
+            Duration::from_millis(200),
+        )
+        .is_ok()
+    }
+    /// The tail of the proxy's log, for failure reports.
+    fn log(&self) -> String;
+}
+
+/// Real Envoy, configured by `weft bootstrap envoy`.
+pub struct EnvoyDataPlane {
+    envoy: PathBuf,
+}
+
+impl EnvoyDataPlane {
+    /// Finds Envoy the way every test does ([`weft_testkit::envoy::find`]).
+    pub fn find() -> Result<EnvoyDataPlane, String> {
+        weft_testkit::envoy::find()
+            .map(|envoy| EnvoyDataPlane { envoy })
+            .ok_or_else(|| {
+                "envoy not found: run scripts/install-test-deps.sh or set WEFT_ENVOY".to_owned()
+            })
+    }
+}
+
+impl DataPlane for EnvoyDataPlane {
+    fn name(&self) -> &str {
+        "envoy"
+    }
+
+    fn start(&self, args: &BootstrapArgs) -> Result<Box<dyn RunningProxy>, String> {
+        let out = Command::new(binary("weft"))
+            .args(args.cli_args())
+            .env("WEFT_SERVER", &args.server)
+            .env("WEFT_DATA_DIR", &args.data_dir)
+            .env_remove("WEFT_TOKEN")
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("run weft bootstrap envoy: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "weft {} failed: {}",
+                args.cli_args().join(" "),
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        std::fs::create_dir_all(&args.work_dir).map_err(|e| e.to_string())?;
+        let config = args.work_dir.join("bootstrap.yaml");
+        std::fs::write(&config, &out.stdout).map_err(|e| e.to_string())?;
+        let log_path = args.work_dir.join("envoy.log");
+        let log = std::fs::File::create(&log_path).map_err(|e| e.to_string())?;
+        let child = Command::new(&self.envoy)
+            .arg("-c")
+            .arg(&config)
+            // Several Envoys share the host; hot restart would make them fight over one
+            // shared-memory region.
+            .args(["--disable-hot-restart", "-l", "warning"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .map_err(|e| format!("start {}: {e}", self.envoy.display()))?;
+        let mut proxy = EnvoyProxy {
+            child,
+            admin: ([127, 0, 0, 1], args.admin_port).into(),
+            log_path,
+            http: Client::builder()
+                .no_proxy()
+                .timeout(Duration::from_secs(5))
+                .build()
+                .map_err(|e| e.to_string())?,
+        };
+        proxy.wait_admin()?;
+        Ok(Box::new(proxy))
+    }
+}
+
+struct EnvoyProxy {
+    child: Child,
+    admin: SocketAddr,
+    log_path: PathBuf,
+    http: Client,
+}
+
+impl EnvoyProxy {
+    fn wait_admin(&mut self) -> Result<(), String> {
+        let deadline = Instant::now() + ADMIN_TIMEOUT;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(format!("envoy exited with {status}\n{}", self.log()));
+            }
+            let url = format!("http://{}/server_info", self.admin);
+            if self
+                .http
+                .get(url)
+                .send()
+                .is_ok_and(|r| r.status().is_success())
+            {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "envoy admin not up in {ADMIN_TIMEOUT:?}\n{}",
+                    self.log()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl RunningProxy for EnvoyProxy {
+    fn admin(&self) -> SocketAddr {
+        self.admin
+    }
+
+    fn stat_sum(&self, filter: &str) -> Result<u64, String> {
+        let text = self
+            .http
+            .get(format!("http://{}/stats", self.admin))
+            .query(&[("filter", filter)])
+            .send()
+            .and_then(|r| r.text())
+            .map_err(|e| format!("envoy /stats: {e}"))?;
+        Ok(sum_counters(&text))
+    }
+
+    fn log(&self) -> String {
+        log_tail(&self.log_path)
+    }
+}
+
+impl Drop for EnvoyProxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Sums `name: value` lines of Envoy's text `/stats`; histograms (non-numeric) are skipped.
+fn sum_counters(text: &str) -> u64 {
+    text.lines()
+        .filter_map(|l| l.rsplit_once(": "))
+        .filter_map(|(_, v)| v.trim().parse::<u64>().ok())
+        .sum()
+}
+
+fn log_tail(path: &Path) -> String {
+    crate::tail(&std::fs::read_to_string(path).unwrap_or_default(), 30)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_are_summed_and_histograms_skipped() {
+        let text = "cluster_manager.cds.update_rejected: 2\n\
+                    listener_manager.lds.update_rejected: 1\n\
+                    http.x.downstream_rq_time: P0(nan,1) P25(nan,2)\n";
+        assert_eq!(sum_counters(text), 3);
+    }
+
+    #[test]
+    fn bootstrap_flags_follow_the_contract() {
+        let args = BootstrapArgs {
+            workload_group: "sleep".into(),
+            namespace: "default".into(),
+            proxy_type: ProxyType::Router,
+            ip: "127.0.0.1".into(),
+            app_ports: vec![("http".into(), 8000)],
+            outbound_port: 15001,
+            admin_port: 15000,
+            xds: ([127, 0, 0, 1], 15010).into(),
+            labels: vec![("istio".into(), "ingressgateway".into())],
+            server: String::new(),
+            data_dir: PathBuf::new(),
+            work_dir: PathBuf::new(),
+        };
+        let line = args.cli_args().join(" ");
+        assert!(line.starts_with("bootstrap envoy --capture explicit"));
+        for part in [
+            "--workload-group sleep",
+            "--type router",
+            "--app-port http=8000",
+            "--xds 127.0.0.1:15010",
+            "--label istio=ingressgateway",
+        ] {
+            assert!(line.contains(part), "{line} lacks {part}");
+        }
+    }
+}

@@ -1,0 +1,195 @@
+//! What a scenario is: config to apply, requests to send, what a user must see. Data only;
+//! the tables in `scenarios/` build these with the helpers below.
+
+use crate::client::{Request, Via};
+use std::time::Duration;
+
+/// Where a scenario's config comes from.
+#[derive(Clone, Debug)]
+pub enum Source {
+    /// Inline YAML (one or more documents). Gateways' server ports are moved to the
+    /// fleet's gateway port when applied.
+    Yaml(&'static str),
+    /// A file of Istio's Bookinfo samples, read from `samples/bookinfo/networking/`.
+    Bookinfo(&'static str),
+}
+
+#[derive(Clone, Debug)]
+pub struct Scenario {
+    pub name: &'static str,
+    pub config: Vec<Source>,
+    /// Run in order; the first is retried until it passes (bounded) to wait for the config
+    /// to reach the data plane, so it must tell the new config from the previous one.
+    pub checks: Vec<Check>,
+    /// Set while the feature is not translated yet: a failure is reported, not counted as
+    /// one; a pass fails the run so the marker gets removed.
+    pub pending: Option<&'static str>,
+}
+
+/// Expectations on every single response of a check.
+#[derive(Clone, Debug, Default)]
+pub struct Expect {
+    pub status: Option<u16>,
+    /// The echo instance that answered: its name starts with this (`reviews-v2`, `reviews`).
+    pub served_by: Option<&'static str>,
+    /// What the echo server saw.
+    pub upstream_path: Option<&'static str>,
+    pub upstream_host: Option<&'static str>,
+    pub upstream_headers: Vec<(&'static str, Option<&'static str>)>,
+    /// `Some(v)`: present with value v; `None`: absent.
+    pub response_headers: Vec<(&'static str, Option<&'static str>)>,
+    pub body_contains: Option<&'static str>,
+    pub min_elapsed: Option<Duration>,
+    pub max_elapsed: Option<Duration>,
+}
+
+/// One request (sent `times` times, `concurrency` at once) and what must come back.
+#[derive(Clone, Debug)]
+pub struct Check {
+    pub request: Request,
+    pub times: usize,
+    pub concurrency: usize,
+    pub each: Expect,
+    /// Instance-name prefix -> expected share in percent, within ±5 points.
+    pub split: Vec<(&'static str, f64)>,
+    /// Status -> how many responses may have it, inclusive range.
+    pub status_counts: Vec<(u16, usize, usize)>,
+    /// Instance-name prefix -> how many requests those instances saw during the check,
+    /// inclusive range (retries and mirrors are counted where they land).
+    pub served_delta: Vec<(&'static str, u64, u64)>,
+    /// Admin stat name filter on the proxy the request entered -> minimum increase.
+    pub stat_increase: Vec<(&'static str, u64)>,
+    /// Every response came from one and the same instance (consistent hashing).
+    pub same_instance: bool,
+}
+
+impl Scenario {
+    pub fn new(name: &'static str) -> Scenario {
+        Scenario {
+            name,
+            config: Vec::new(),
+            checks: Vec::new(),
+            pending: None,
+        }
+    }
+    pub fn yaml(mut self, yaml: &'static str) -> Self {
+        self.config.push(Source::Yaml(yaml));
+        self
+    }
+    pub fn bookinfo(mut self, file: &'static str) -> Self {
+        self.config.push(Source::Bookinfo(file));
+        self
+    }
+    pub fn check(mut self, check: Check) -> Self {
+        self.checks.push(check);
+        self
+    }
+    pub fn pending(mut self, reason: &'static str) -> Self {
+        self.pending = Some(reason);
+        self
+    }
+}
+
+/// A request through the client sidecar, absolute form.
+pub fn req(method: &str, url: &str) -> Check {
+    Check {
+        request: Request {
+            via: Via::Sidecar,
+            method: method.to_owned(),
+            url: url.to_owned(),
+            headers: Vec::new(),
+            body: None,
+        },
+        times: 1,
+        concurrency: 1,
+        each: Expect::default(),
+        split: Vec::new(),
+        status_counts: Vec::new(),
+        served_delta: Vec::new(),
+        stat_increase: Vec::new(),
+        same_instance: false,
+    }
+}
+
+pub fn get(url: &str) -> Check {
+    req("GET", url)
+}
+
+impl Check {
+    pub fn via(mut self, via: Via) -> Self {
+        self.request.via = via;
+        self
+    }
+    pub fn header(mut self, k: &str, v: &str) -> Self {
+        self.request.headers.push((k.to_owned(), v.to_owned()));
+        self
+    }
+    pub fn body(mut self, body: &str) -> Self {
+        self.request.body = Some(body.to_owned());
+        self
+    }
+    pub fn times(mut self, n: usize) -> Self {
+        self.times = n;
+        self
+    }
+    pub fn concurrency(mut self, n: usize) -> Self {
+        self.concurrency = n;
+        self
+    }
+    pub fn status(mut self, s: u16) -> Self {
+        self.each.status = Some(s);
+        self
+    }
+    pub fn served_by(mut self, prefix: &'static str) -> Self {
+        self.each.served_by = Some(prefix);
+        self
+    }
+    pub fn upstream_path(mut self, p: &'static str) -> Self {
+        self.each.upstream_path = Some(p);
+        self
+    }
+    pub fn upstream_host(mut self, h: &'static str) -> Self {
+        self.each.upstream_host = Some(h);
+        self
+    }
+    pub fn upstream_header(mut self, k: &'static str, v: Option<&'static str>) -> Self {
+        self.each.upstream_headers.push((k, v));
+        self
+    }
+    pub fn response_header(mut self, k: &'static str, v: Option<&'static str>) -> Self {
+        self.each.response_headers.push((k, v));
+        self
+    }
+    pub fn body_contains(mut self, s: &'static str) -> Self {
+        self.each.body_contains = Some(s);
+        self
+    }
+    pub fn min_ms(mut self, ms: u64) -> Self {
+        self.each.min_elapsed = Some(Duration::from_millis(ms));
+        self
+    }
+    pub fn max_ms(mut self, ms: u64) -> Self {
+        self.each.max_elapsed = Some(Duration::from_millis(ms));
+        self
+    }
+    pub fn split(mut self, shares: &[(&'static str, f64)]) -> Self {
+        self.split.extend_from_slice(shares);
+        self
+    }
+    pub fn status_count(mut self, status: u16, min: usize, max: usize) -> Self {
+        self.status_counts.push((status, min, max));
+        self
+    }
+    pub fn served_delta(mut self, prefix: &'static str, min: u64, max: u64) -> Self {
+        self.served_delta.push((prefix, min, max));
+        self
+    }
+    pub fn same_instance(mut self) -> Self {
+        self.same_instance = true;
+        self
+    }
+    pub fn stat_increase(mut self, filter: &'static str, min: u64) -> Self {
+        self.stat_increase.push((filter, min));
+        self
+    }
+}

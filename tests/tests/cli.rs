@@ -291,6 +291,25 @@ fn quickstart_example_is_valid_and_clean() {
     );
 }
 
+/// EnvoyFilters are accepted, and every write says plainly that they change nothing yet.
+#[test]
+fn envoy_filter_is_stored_with_a_not_applied_warning() {
+    let out = run_weft(&["validate", "-f", &data("envoyfilter.yaml")], &[], None);
+    out.expect_code(0);
+    assert!(out.stderr.contains("not applied"), "{}", out.stderr);
+
+    let weftd = Weftd::start();
+    let out = weftd.weft(&["apply", "-f", &data("envoyfilter.yaml")]);
+    out.expect_code(0);
+    assert!(
+        out.stdout
+            .contains("envoyfilter.networking.istio.io/reviews-header created"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stderr.contains("not applied"), "{}", out.stderr);
+}
+
 #[test]
 fn analyze_files_reports_missing_subset() {
     let out = run_weft(&["analyze", &data("missing-subset.yaml")], &[], None);

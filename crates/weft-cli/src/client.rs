@@ -115,7 +115,7 @@ pub struct Written {
     pub warnings: Vec<String>,
 }
 
-/// Talks to one weftd. Reads need nothing; writes need the bearer token.
+/// Talks to one weftd. Reads need nothing (but secrets); writes need the bearer token.
 pub struct Client {
     server: String,
     token: Option<String>,
@@ -152,14 +152,12 @@ impl Client {
         selector: Option<&str>,
     ) -> Result<Vec<Value>, ClientError> {
         let i = kind.info();
+        let base = api_base(&kind.preferred_api_version());
         let path = match namespace {
-            Some(ns) => format!(
-                "/apis/{}/{}/namespaces/{ns}/{}",
-                i.group, i.versions[0], i.plural
-            ),
-            None => format!("/apis/{}/{}/{}", i.group, i.versions[0], i.plural),
+            Some(ns) => format!("{base}/namespaces/{ns}/{}", i.plural),
+            None => format!("{base}/{}", i.plural),
         };
-        let mut req = self.http.get(self.url(&path));
+        let mut req = self.read(kind, self.http.get(self.url(&path)))?;
         if let Some(sel) = selector {
             req = req.query(&[("labelSelector", sel)]);
         }
@@ -176,7 +174,8 @@ impl Client {
     pub fn get(&self, kind: Kind, namespace: &str, name: &str) -> Result<Value, ClientError> {
         let path = object_path(&kind.preferred_api_version(), kind, namespace, name);
         let what = format!("GET {path}");
-        let (_, _, body) = self.send(&what, self.http.get(self.url(&path)))?;
+        let req = self.read(kind, self.http.get(self.url(&path)))?;
+        let (_, _, body) = self.send(&what, req)?;
         self.json(&what, 200, &body)
     }
 
@@ -206,6 +205,15 @@ impl Client {
 
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.server)
+    }
+
+    /// Reads of secrets carry the token too: weftd guards their private keys.
+    fn read(&self, kind: Kind, req: RequestBuilder) -> Result<RequestBuilder, ClientError> {
+        if kind.is_sensitive() {
+            self.authorize(req)
+        } else {
+            Ok(req)
+        }
     }
 
     fn authorize(&self, req: RequestBuilder) -> Result<RequestBuilder, ClientError> {
@@ -275,12 +283,24 @@ impl Client {
     }
 }
 
-/// `/apis/{group}/{version}/namespaces/{ns}/{plural}/{name}`.
+/// `/apis/{group}/{version}/namespaces/{ns}/{plural}/{name}`, or `/api/v1/...` for a
+/// core kind (Secret).
 fn object_path(api_version: &str, kind: Kind, namespace: &str, name: &str) -> String {
     format!(
-        "/apis/{api_version}/namespaces/{namespace}/{}/{name}",
+        "{}/namespaces/{namespace}/{}/{name}",
+        api_base(api_version),
         kind.info().plural
     )
+}
+
+/// `/apis/{group}/{version}`, or `/api/{version}` for Kubernetes' core group, whose
+/// apiVersion has no group.
+fn api_base(api_version: &str) -> String {
+    if api_version.contains('/') {
+        format!("/apis/{api_version}")
+    } else {
+        format!("/api/{api_version}")
+    }
 }
 
 /// The innermost error in words a user knows ("connection refused", not a hyper chain).
@@ -389,6 +409,32 @@ mod tests {
             err.to_string(),
             "cannot reach weftd at http://127.0.0.1:1 (connection refused); start it with \"weftd\" or set --server"
         );
+    }
+
+    #[test]
+    fn core_kinds_live_under_api_v1() {
+        assert_eq!(
+            object_path("v1", Kind::Secret, "istio-system", "cred"),
+            "/api/v1/namespaces/istio-system/secrets/cred"
+        );
+        assert_eq!(
+            object_path("networking.istio.io/v1", Kind::Gateway, "default", "gw"),
+            "/apis/networking.istio.io/v1/namespaces/default/gateways/gw"
+        );
+    }
+
+    #[test]
+    fn reading_secrets_needs_the_token() {
+        let c = Client::new(
+            "http://127.0.0.1:1",
+            None,
+            PathBuf::from("/nonexistent/token"),
+        );
+        let err = c.list(Kind::Secret, None, None).unwrap_err();
+        assert!(matches!(err, ClientError::NoToken { .. }), "{err}");
+        // Other kinds are read without one (and here fail only to connect).
+        let err = c.list(Kind::Gateway, None, None).unwrap_err();
+        assert!(matches!(err, ClientError::Unreachable { .. }), "{err}");
     }
 
     #[test]

@@ -159,9 +159,14 @@ fn foreign(document: usize, value: &Value) -> Option<Document> {
     })
 }
 
-/// `virtualservice.networking.istio.io`, the resource name kubectl prints.
+/// `virtualservice.networking.istio.io` (or `secret` in the core group), the resource name
+/// kubectl prints.
 pub fn resource_type(kind: Kind) -> String {
-    format!("{}.{}", kind.name().to_ascii_lowercase(), kind.info().group)
+    let name = kind.name().to_ascii_lowercase();
+    match kind.info().group {
+        "" => name,
+        group => format!("{name}.{group}"),
+    }
 }
 
 #[cfg(test)]

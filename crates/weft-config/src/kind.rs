@@ -1,8 +1,9 @@
-//! The Istio kinds Weft serves: group, served versions, plural and short names.
+//! The kinds Weft serves (Istio's, plus Kubernetes' core `Secret` that gateways read
+//! certificates from): group, served versions, plural and short names.
 
 use std::fmt;
 
-/// One Istio resource kind.
+/// One resource kind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Kind {
     VirtualService,
@@ -19,6 +20,8 @@ pub enum Kind {
     RequestAuthentication,
     Telemetry,
     WasmPlugin,
+    /// Kubernetes' core `v1` Secret: certificates for `credentialName`.
+    Secret,
 }
 
 /// What the API server and CLI need to know about a kind.
@@ -143,12 +146,16 @@ pub const KINDS: &[KindInfo] = &[
         "wasmplugins",
         &[],
     ),
+    info(Kind::Secret, "Secret", CORE, &["v1"], "secrets", &[]),
 ];
 
 pub const NETWORKING: &str = "networking.istio.io";
 pub const SECURITY: &str = "security.istio.io";
 pub const TELEMETRY: &str = "telemetry.istio.io";
 pub const EXTENSIONS: &str = "extensions.istio.io";
+/// Kubernetes' core group: empty, so its apiVersion is the bare version (`v1`) and its API
+/// paths live under `/api/{version}` instead of `/apis/{group}/{version}`.
+pub const CORE: &str = "";
 
 const fn info(
     kind: Kind,
@@ -204,19 +211,48 @@ impl Kind {
             .map(|i| i.kind)
     }
 
-    /// The apiVersion a stored resource is written back with ("networking.istio.io/v1").
+    /// The apiVersion a stored resource is written back with ("networking.istio.io/v1",
+    /// or "v1" for the core group).
     pub fn preferred_api_version(self) -> String {
         let i = self.info();
-        format!("{}/{}", i.group, i.versions[0])
+        api_version(i.group, i.versions[0])
     }
 
-    /// Whether `api_version` ("group/version") is one this kind is served in.
+    /// Whether `api_version` ("group/version", or a bare "version" in the core group) is
+    /// one this kind is served in.
     pub fn serves(self, api_version: &str) -> bool {
         let i = self.info();
-        match api_version.split_once('/') {
-            Some((g, v)) => g == i.group && i.versions.contains(&v),
-            None => false,
+        let (g, v) = api_version.split_once('/').unwrap_or((CORE, api_version));
+        g == i.group && i.versions.contains(&v)
+    }
+
+    /// Whether the kind is in Kubernetes' core group (served under `/api/{version}`).
+    pub fn is_core(self) -> bool {
+        self.info().group == CORE
+    }
+
+    /// Kinds holding private material (a Secret's keys): reading them needs the API token,
+    /// and listings that cover "all" kinds leave them out, as `kubectl get all` does.
+    pub fn is_sensitive(self) -> bool {
+        self == Kind::Secret
+    }
+
+    /// Top-level fields that stand in for `spec` in kinds that have none (a Secret's
+    /// `type`, `data`, `stringData`, `immutable`); `None` for kinds with a `spec`.
+    pub fn top_level_fields(self) -> Option<&'static [&'static str]> {
+        match self {
+            Kind::Secret => Some(crate::kubernetes::secret::FIELDS),
+            _ => None,
         }
+    }
+}
+
+/// `group/version`, or the bare version in the core group (`v1`).
+pub fn api_version(group: &str, version: &str) -> String {
+    if group == CORE {
+        version.to_string()
+    } else {
+        format!("{group}/{version}")
     }
 }
 
@@ -252,5 +288,19 @@ mod tests {
         assert!(!Kind::VirtualService.serves("security.istio.io/v1"));
         assert!(Kind::Telemetry.serves("telemetry.istio.io/v1alpha1"));
         assert!(!Kind::EnvoyFilter.serves("networking.istio.io/v1"));
+        assert!(Kind::Secret.serves("v1"));
+        assert!(!Kind::Secret.serves("networking.istio.io/v1"));
+        assert!(!Kind::Gateway.serves("v1"));
+        assert_eq!(Kind::Secret.preferred_api_version(), "v1");
+    }
+
+    #[test]
+    fn secrets_are_core_and_found_like_kubectl_finds_them() {
+        assert_eq!(Kind::lookup("secret"), Some(Kind::Secret));
+        assert_eq!(Kind::lookup("secrets"), Some(Kind::Secret));
+        assert_eq!(Kind::lookup("Secret"), Some(Kind::Secret));
+        assert_eq!(Kind::from_plural("", "secrets"), Some(Kind::Secret));
+        assert_eq!(Kind::from_plural("networking.istio.io", "secrets"), None);
+        assert!(Kind::Secret.is_core() && !Kind::Gateway.is_core());
     }
 }

@@ -8,6 +8,7 @@ pub mod common;
 pub mod error;
 pub mod extensions;
 pub mod kind;
+pub mod kubernetes;
 pub mod meta;
 pub mod networking;
 pub mod parse;

@@ -134,13 +134,19 @@ pub fn parse_value(document: usize, value: Value) -> Result<Resource, ConfigErro
             ),
         ));
     }
+    // Kinds without a `spec` (a Secret) carry their content in top-level fields instead.
+    let body_fields = kind.top_level_fields().unwrap_or(&["spec", "status"]);
     for key in obj.keys() {
-        if !matches!(key.as_str(), "apiVersion" | "kind" | "spec" | "status") {
+        if !matches!(key.as_str(), "apiVersion" | "kind") && !body_fields.contains(&key.as_str()) {
             errors.push(FieldError::new(key.clone(), "unknown field"));
         }
     }
     let status = obj.remove("status").filter(|v| !v.is_null());
-    let spec_json = match obj.remove("spec") {
+    let spec_json = match kind.top_level_fields() {
+        Some(fields) => Some(top_level_spec(kind, fields, &mut obj)),
+        None => obj.remove("spec"),
+    };
+    let spec_json = match spec_json {
         None => {
             errors.push(FieldError::new("spec", "Required value"));
             return fail(errors);
@@ -168,6 +174,21 @@ pub fn parse_value(document: usize, value: Value) -> Result<Resource, ConfigErro
             fail(errors)
         }
     }
+}
+
+/// Gathers the top-level fields of a kind without `spec` into one object that serves as its
+/// spec, normalized as the Kubernetes API server would store it.
+fn top_level_spec(kind: Kind, fields: &[&str], obj: &mut serde_json::Map<String, Value>) -> Value {
+    let mut spec = serde_json::Map::new();
+    for field in fields {
+        if let Some(v) = obj.remove(*field) {
+            spec.insert((*field).to_string(), v);
+        }
+    }
+    if kind == Kind::Secret {
+        crate::kubernetes::secret::normalize(&mut spec);
+    }
+    Value::Object(spec)
 }
 
 /// Reads documents the way `istioctl analyze` reads files: fields the schema does not know
@@ -270,7 +291,7 @@ pub(crate) fn strict<T: DeserializeOwned>(value: Value, prefix: &str) -> Result<
         let mut path = prefix.to_string();
         let sub = e.path().to_string();
         if sub != "." && !sub.is_empty() {
-            if !sub.starts_with('[') {
+            if !sub.starts_with('[') && !path.is_empty() {
                 path.push('.');
             }
             path.push_str(&sub);

@@ -1,10 +1,10 @@
-//! A parsed Istio resource: kind, metadata and a typed spec, plus the spec as written.
+//! A parsed resource: kind, metadata and a typed spec, plus the spec as written.
 
 use crate::error::FieldError;
 use crate::kind::Kind;
 use crate::meta::ObjectMeta;
 use crate::validate::Report;
-use crate::{extensions, networking, security, telemetry};
+use crate::{extensions, kubernetes, networking, security, telemetry};
 use serde_json::{Map, Value};
 
 /// One Istio resource, structurally valid (known fields, right types).
@@ -44,7 +44,15 @@ impl Resource {
             "metadata".into(),
             serde_json::to_value(&self.metadata).expect("metadata serializes"),
         );
-        obj.insert("spec".into(), self.spec_json.clone());
+        match (self.kind().top_level_fields(), &self.spec_json) {
+            // A Secret's `type`, `data`... sit beside `metadata`, as Kubernetes writes them.
+            (Some(_), Value::Object(fields)) => {
+                obj.extend(fields.iter().map(|(k, v)| (k.clone(), v.clone())));
+            }
+            _ => {
+                obj.insert("spec".into(), self.spec_json.clone());
+            }
+        }
         if let Some(status) = &self.status {
             obj.insert("status".into(), status.clone());
         }
@@ -79,7 +87,7 @@ macro_rules! specs {
 
             pub(crate) fn from_json(kind: Kind, value: Value) -> Result<Spec, FieldError> {
                 match kind {
-                    $(Kind::$kind => crate::parse::strict(value, "spec").map(|s| Spec::$kind(Box::new(s))),)*
+                    $(Kind::$kind => crate::parse::strict(value, spec_path(kind)).map(|s| Spec::$kind(Box::new(s))),)*
                 }
             }
 
@@ -107,4 +115,14 @@ specs! {
     RequestAuthentication => security::request_authentication;
     Telemetry => telemetry;
     WasmPlugin => extensions::wasm_plugin;
+    Secret => kubernetes::secret;
+}
+
+/// Where a kind's spec sits, for error paths: `spec`, or the top level for a Secret.
+fn spec_path(kind: Kind) -> &'static str {
+    if kind.top_level_fields().is_some() {
+        ""
+    } else {
+        "spec"
+    }
 }

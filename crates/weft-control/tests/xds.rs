@@ -191,6 +191,140 @@ async fn sotw_initial_fetch_ack_nack_and_push_on_change() {
     );
 }
 
+#[tokio::test]
+async fn sds_serves_named_secrets_pushes_changes_and_dumps_them_redacted() {
+    use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::Secret;
+    let h = Harness::start(Duration::from_secs(10)).await;
+    h.put_service_entry("a", 80).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (tx, rx) = requests();
+    let mut first = request(SDS, &["kubernetes://a", "kubernetes://missing"], None);
+    first.node = Some(node(ID, &[]));
+    tx.send(first).await.unwrap();
+    let mut inbound = h
+        .client()
+        .await
+        .stream_aggregated_resources(rx)
+        .await
+        .unwrap()
+        .into_inner();
+    let sds = next(&mut inbound).await;
+    assert_eq!(sds.type_url, SDS);
+    let names: Vec<String> = sds
+        .resources
+        .iter()
+        .map(|any| Secret::decode(&any.value[..]).unwrap().name)
+        .collect();
+    assert_eq!(names, ["kubernetes://a"], "only what exists is sent");
+    assert_eq!(h.sync(ID, "sds").await["status"], "STALE");
+    tx.send(request(
+        SDS,
+        &["kubernetes://a", "kubernetes://missing"],
+        Some(&sds),
+    ))
+    .await
+    .unwrap();
+    h.wait_sync(ID, "sds", |s| s["status"] == "SYNCED").await;
+    // The other types keep their keys.
+    let proxy = h.proxies().await.remove(0);
+    for key in ["cds", "eds", "lds", "rds", "sds"] {
+        assert!(proxy["xds"][key]["status"].is_string(), "{key}: {proxy}");
+    }
+
+    // The stored secret changes: pushed again.
+    h.put_service_entry("a", 8443).await;
+    let sds2 = next(&mut inbound).await;
+    assert_eq!(sds2.type_url, SDS);
+    assert_ne!(sds2.version_info, sds.version_info);
+
+    let dump: serde_json::Value = h
+        .get(&format!("/debug/config_dump?proxy={}", urlencode(ID)))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let secrets = &dump["configs"][4];
+    assert_eq!(
+        secrets["@type"],
+        "type.googleapis.com/envoy.admin.v3.SecretsConfigDump"
+    );
+    let active = &secrets["dynamic_active_secrets"][0];
+    assert_eq!(active["name"], "kubernetes://a");
+    assert_eq!(
+        active["secret"]["tls_certificate"]["certificate_chain"]["inline_string"],
+        "CERT a"
+    );
+    assert_eq!(
+        active["secret"]["tls_certificate"]["private_key"],
+        "[redacted]"
+    );
+    assert!(!dump.to_string().contains("PRIVATE KEY"), "{dump}");
+}
+
+/// Envoy drops its EDS watch with its last EDS cluster: a request with no names, carrying
+/// the nonce it last saw, which may be older than weftd's latest (empty) response. That
+/// response is never ACKed, and must not leave EDS stale.
+#[tokio::test]
+async fn unsubscribing_from_every_endpoint_leaves_nothing_pending() {
+    let h = Harness::start(Duration::from_secs(10)).await;
+    h.put_service_entry("a", 80).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (tx, rx) = requests();
+    let mut first = request(CDS, &[], None);
+    first.node = Some(node(ID, &[]));
+    tx.send(first).await.unwrap();
+    let mut inbound = h
+        .client()
+        .await
+        .stream_aggregated_resources(rx)
+        .await
+        .unwrap()
+        .into_inner();
+    let cds = next(&mut inbound).await;
+    tx.send(request(EDS, &["a"], None)).await.unwrap();
+    let eds = next(&mut inbound).await;
+    assert_eq!(eds.resources.len(), 1);
+    tx.send(request(CDS, &[], Some(&cds))).await.unwrap();
+    tx.send(request(EDS, &["a"], Some(&eds))).await.unwrap();
+    h.wait_sync(ID, "eds", |s| s["status"] == "SYNCED").await;
+
+    h.delete(Kind::ServiceEntry, "a").await;
+    let cds2 = next(&mut inbound).await;
+    assert_eq!(cds2.type_url, CDS);
+    let eds2 = next(&mut inbound).await;
+    assert_eq!(eds2.type_url, EDS);
+    assert!(eds2.resources.is_empty());
+    assert_eq!(h.sync(ID, "eds").await["status"], "STALE");
+    // Envoy ACKs CDS, then unsubscribes from EDS with the nonce of the older response.
+    tx.send(request(CDS, &[], Some(&cds2))).await.unwrap();
+    tx.send(request(EDS, &[], Some(&eds))).await.unwrap();
+    let eds_status = h.wait_sync(ID, "eds", |s| s["status"] == "SYNCED").await;
+    assert!(eds_status["nack"].is_null());
+    quiet(&mut inbound).await;
+    let dump: serde_json::Value = h
+        .get(&format!("/debug/config_dump?proxy={}", urlencode(ID)))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        dump["configs"][1]["dynamic_endpoint_configs"]
+            .as_array()
+            .map_or(0, Vec::len),
+        0
+    );
+
+    // A new endpoint watch later is answered as usual.
+    h.put_service_entry("b", 80).await;
+    let cds3 = next(&mut inbound).await;
+    assert_eq!(cds3.type_url, CDS);
+    quiet(&mut inbound).await;
+    tx.send(request(EDS, &["b"], Some(&eds2))).await.unwrap();
+    let eds3 = next(&mut inbound).await;
+    assert_eq!(eds3.type_url, EDS);
+    assert_eq!(eds3.resources.len(), 1);
+}
+
 fn urlencode(s: &str) -> String {
     s.replace('|', "%7C").replace('~', "%7E")
 }

@@ -213,7 +213,12 @@ fn run(api_type: &str, mode: &str) {
     ))
     .json()
     .unwrap();
-    assert_eq!(dump["configs"].as_array().map(Vec::len), Some(4), "{dump}");
+    // Clusters, endpoints, listeners, routes and secrets, as Envoy's admin lists them.
+    assert_eq!(dump["configs"].as_array().map(Vec::len), Some(5), "{dump}");
+    assert_eq!(
+        dump["configs"][4]["@type"],
+        "type.googleapis.com/envoy.admin.v3.SecretsConfigDump"
+    );
 }
 
 #[test]

@@ -10,18 +10,26 @@
 //!
 //! `GET /__count` answers `{"count": N}`, the number of other requests this instance has seen,
 //! so a test can count retries where they land.
+//!
+//! `--tls CERT KEY` serves HTTPS instead (the answer then says which SNI the client sent) and
+//! `--tcp` echoes raw bytes after `<name>: `, for TLS and TCP routing tests.
+
+mod tcp;
+mod tls;
 
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, Version};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use clap::Parser;
 use serde_json::{json, Map, Value};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use tls::{Peer, TlsListener};
 
 /// The path that reports the request count instead of echoing.
 const COUNT_PATH: &str = "/__count";
@@ -42,6 +50,12 @@ struct Options {
     /// Version reported in every answer, e.g. `v2`.
     #[arg(long, default_value = "v1")]
     version: String,
+    /// Serve HTTPS with this PEM certificate chain and PEM private key.
+    #[arg(long, num_args = 2, value_names = ["CERT", "KEY"], conflicts_with = "tcp")]
+    tls: Option<Vec<PathBuf>>,
+    /// Echo raw TCP bytes, prefixed by `<name>: `, instead of HTTP.
+    #[arg(long)]
+    tcp: bool,
 }
 
 /// Who this instance is and how many requests it has answered.
@@ -58,12 +72,19 @@ async fn main() -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(options.listen).await?;
     // A plain line on stdout: how a test that passed port 0 learns the real port.
     println!("listening on {}", listener.local_addr()?);
+    if options.tcp {
+        return tcp::serve(listener, options.name).await;
+    }
     let instance = Arc::new(Instance {
         name: options.name,
         version: options.version,
         count: AtomicU64::new(0),
     });
-    axum::serve(listener, app(instance)).await
+    let service = app(instance).into_make_service_with_connect_info::<Peer>();
+    match options.tls.as_deref() {
+        Some([cert, key]) => axum::serve(TlsListener::new(listener, cert, key)?, service).await,
+        _ => axum::serve(listener, service).await,
+    }
 }
 
 /// Every method and path reaches `echo`; axum's serve speaks HTTP/1.1 and h2c (prior knowledge).
@@ -73,6 +94,7 @@ fn app(instance: Arc<Instance>) -> Router {
 
 async fn echo(
     State(instance): State<Arc<Instance>>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
     method: Method,
     uri: Uri,
     version: Version,
@@ -94,7 +116,7 @@ async fn echo(
         .map(str::to_owned)
         .or_else(|| uri.authority().map(|a| a.to_string()))
         .unwrap_or_default();
-    let described = json!({
+    let mut described = json!({
         "name": instance.name,
         "version": instance.version,
         "method": method.as_str(),
@@ -105,7 +127,11 @@ async fn echo(
         "headers": header_map(&headers),
         "bodySize": body.len(),
         "count": count,
+        "peer": peer.addr.to_string(),
     });
+    if let Some(sni) = peer.tls_sni {
+        described["tls"] = json!({ "sni": sni });
+    }
     let mut response = (behaviour.status, axum::Json(described)).into_response();
     // Headers too, so a test can see the instance when the body is replaced (HEAD) or for
     // response-header manipulation checks.
@@ -220,6 +246,12 @@ mod tests {
         Options::command().debug_assert();
         let o = Options::parse_from(["weft-echo", "--name", "reviews-v2", "--version", "v2"]);
         assert_eq!((o.name.as_str(), o.version.as_str()), ("reviews-v2", "v2"));
+        let o = Options::parse_from(["weft-echo", "--tls", "c.pem", "k.pem"]);
+        assert_eq!(
+            o.tls,
+            Some(vec![PathBuf::from("c.pem"), PathBuf::from("k.pem")])
+        );
+        assert!(Options::try_parse_from(["weft-echo", "--tcp", "--tls", "c", "k"]).is_err());
     }
 
     #[test]
@@ -238,7 +270,8 @@ mod tests {
             version: "v2".into(),
             count: AtomicU64::new(0),
         });
-        tokio::spawn(async move { axum::serve(listener, app(instance)).await });
+        let service = app(instance).into_make_service_with_connect_info::<Peer>();
+        tokio::spawn(async move { axum::serve(listener, service).await });
 
         let h1 = reqwest::Client::new();
         let r = h1
@@ -260,6 +293,10 @@ mod tests {
         assert_eq!(body["headers"]["x-test"], "yes");
         assert_eq!(body["bodySize"], 5);
         assert_eq!(body["protocol"], "HTTP/1.1");
+        assert!(
+            body.get("tls").is_none(),
+            "plain connections say nothing of TLS"
+        );
 
         let h2 = reqwest::Client::builder()
             .http2_prior_knowledge()

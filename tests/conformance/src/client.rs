@@ -4,6 +4,8 @@ use reqwest::blocking::Client;
 use reqwest::Url;
 use serde_json::Value;
 use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 /// Longest a single request may take; the slowest scenario (Bookinfo's 7s ratings delay)
@@ -19,6 +21,19 @@ pub enum Via {
     SidecarHost,
     /// To the ingress gateway's port with the URL's authority as `Host`.
     Gateway,
+    /// Like `Sidecar`, through the second client sidecar (other workload labels).
+    CanarySidecar,
+    /// HTTP/2 with prior knowledge (h2c) to the client sidecar's outbound port, the URL's
+    /// authority as `:authority`: how a gRPC client talks to an explicit sidecar. The URL
+    /// must not name a port (it would be dialled), so the service's port is 80.
+    SidecarH2c,
+    /// HTTPS to the gateway (the URL's port, else the gateway port) with the URL's host as
+    /// SNI and `Host`, trusting only the suite's CA: the certificate must name that host.
+    GatewayTls,
+    /// Raw TCP to 127.0.0.1 at the URL's port (`tcp://gateway:PORT/payload`): sends the
+    /// path without its `/`, closes its side and reads everything back. The answer is 200
+    /// with the body read; `weft-echo --tcp`'s name prefix becomes `x-echo-name`.
+    Tcp,
 }
 
 /// One request as a scenario writes it.
@@ -30,6 +45,29 @@ pub struct Request {
     pub url: String,
     pub headers: Vec<(String, String)>,
     pub body: Option<String>,
+    /// Local address to send from (`127.0.0.7`), for source-IP hashing; any loopback
+    /// address works on Linux.
+    pub source: Option<String>,
+}
+
+impl Request {
+    /// A copy with `{n}` replaced by `n` in the URL, header values and source address, so one
+    /// check can send a different key with every request.
+    pub fn numbered(&self, n: usize) -> Request {
+        let fill = |s: &str| s.replace("{n}", &n.to_string());
+        Request {
+            via: self.via,
+            method: self.method.clone(),
+            url: fill(&self.url),
+            headers: self
+                .headers
+                .iter()
+                .map(|(k, v)| (k.clone(), fill(v)))
+                .collect(),
+            body: self.body.clone(),
+            source: self.source.as_deref().map(fill),
+        }
+    }
 }
 
 /// What came back, headers lower-cased and repeated ones joined with ", ".
@@ -68,38 +106,110 @@ impl Response {
 pub struct MeshClient {
     outbound_port: u16,
     gateway_port: u16,
+    canary_port: Option<u16>,
     proxied: Client,
+    canary: Option<Client>,
     direct: Client,
+    /// The suite's CA, the only root [`Via::GatewayTls`] trusts.
+    ca: Option<reqwest::Certificate>,
+}
+
+/// Settings every client shares. No idle connections: a listener update drains old
+/// connections slowly, and a request on one would see the previous config.
+fn builder() -> reqwest::blocking::ClientBuilder {
+    Client::builder()
+        .pool_max_idle_per_host(0)
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(REQUEST_TIMEOUT)
+}
+
+fn proxied_to(port: u16) -> Result<reqwest::blocking::ClientBuilder, String> {
+    let proxy =
+        reqwest::Proxy::http(format!("http://127.0.0.1:{port}")).map_err(|e| e.to_string())?;
+    Ok(builder().proxy(proxy))
 }
 
 impl MeshClient {
     pub fn new(outbound_port: u16, gateway_port: u16) -> Result<MeshClient, String> {
-        let proxy = reqwest::Proxy::http(format!("http://127.0.0.1:{outbound_port}"))
-            .map_err(|e| e.to_string())?;
-        // No idle connections: a listener update drains old connections slowly, and a
-        // request on one would see the previous config.
-        let build = |b: reqwest::blocking::ClientBuilder| {
-            b.pool_max_idle_per_host(0)
-                .redirect(reqwest::redirect::Policy::none())
-                .timeout(REQUEST_TIMEOUT)
-                .build()
-                .map_err(|e| e.to_string())
-        };
+        let build = |b: reqwest::blocking::ClientBuilder| b.build().map_err(|e| e.to_string());
         Ok(MeshClient {
             outbound_port,
             gateway_port,
-            proxied: build(Client::builder().proxy(proxy))?,
-            direct: build(Client::builder().no_proxy())?,
+            canary_port: None,
+            proxied: build(proxied_to(outbound_port)?)?,
+            canary: None,
+            direct: build(builder().no_proxy())?,
+            ca: None,
         })
+    }
+
+    /// Also sends [`Via::CanarySidecar`] requests, to the sidecar on `port`.
+    pub fn with_canary(mut self, port: u16) -> Result<MeshClient, String> {
+        self.canary = Some(proxied_to(port)?.build().map_err(|e| e.to_string())?);
+        self.canary_port = Some(port);
+        Ok(self)
+    }
+
+    /// Trusts the PEM CA certificate `pem` for [`Via::GatewayTls`].
+    pub fn with_ca(mut self, pem: &[u8]) -> Result<MeshClient, String> {
+        self.ca = Some(reqwest::Certificate::from_pem(pem).map_err(|e| e.to_string())?);
+        Ok(self)
+    }
+
+    /// A one-off client for what the shared ones cannot do: a chosen source address, h2c,
+    /// or a host name resolved to a local port.
+    fn special(&self, req: &Request, url: &Url) -> Result<Client, String> {
+        let mut b = match req.via {
+            Via::Sidecar => proxied_to(self.outbound_port)?,
+            Via::CanarySidecar => proxied_to(self.canary_port.ok_or("no canary sidecar")?)?,
+            _ => builder().no_proxy(),
+        };
+        if let Some(source) = &req.source {
+            let ip: IpAddr = source
+                .parse()
+                .map_err(|e| format!("source {source}: {e}"))?;
+            b = b.local_address(ip);
+        }
+        let host = url.host_str().unwrap_or_default();
+        let local = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
+        match req.via {
+            Via::SidecarH2c => {
+                b = b
+                    .http2_prior_knowledge()
+                    .resolve(host, local(self.outbound_port));
+            }
+            Via::GatewayTls => {
+                let ca = self.ca.clone().ok_or("no CA: openssl did not make one")?;
+                b = b
+                    .tls_built_in_root_certs(false)
+                    .add_root_certificate(ca)
+                    .resolve(host, local(url.port().unwrap_or(self.gateway_port)));
+            }
+            _ => {}
+        }
+        b.build().map_err(|e| e.to_string())
     }
 
     /// Sends one request; a transport error (refused, reset, timeout) is an Err.
     pub fn send(&self, req: &Request) -> Result<Response, String> {
         let url = Url::parse(&req.url).map_err(|e| format!("{}: {e}", req.url))?;
+        if req.via == Via::Tcp {
+            return exchange_tcp(&url);
+        }
         let method =
             reqwest::Method::from_bytes(req.method.as_bytes()).map_err(|e| e.to_string())?;
+        // The shared clients cover the common cases; the rest get a one-off client.
+        let shared = match (req.via, &req.source) {
+            (Via::Sidecar, None) => Some(self.proxied.clone()),
+            (Via::CanarySidecar, None) => self.canary.clone(),
+            (Via::SidecarHost | Via::Gateway, None) => Some(self.direct.clone()),
+            _ => None,
+        };
+        let client = match shared {
+            Some(client) => client,
+            None => self.special(req, &url)?,
+        };
         let builder = match req.via {
-            Via::Sidecar => self.proxied.request(method, url.clone()),
             Via::SidecarHost | Via::Gateway => {
                 let port = if req.via == Via::Gateway {
                     self.gateway_port
@@ -117,10 +227,11 @@ impl MeshClient {
                 target
                     .set_port(Some(port))
                     .map_err(|()| format!("cannot set port on {url}"))?;
-                self.direct
+                client
                     .request(method, target)
                     .header(reqwest::header::HOST, authority)
             }
+            _ => client.request(method, url.clone()),
         };
         let mut builder = builder;
         for (k, v) in &req.headers {
@@ -132,7 +243,7 @@ impl MeshClient {
         let start = Instant::now();
         let resp = builder
             .send()
-            .map_err(|e| format!("{} {}: {e}", req.method, req.url))?;
+            .map_err(|e| format!("{} {}: {}", req.method, req.url, with_causes(&e)))?;
         let status = resp.status().as_u16();
         let mut headers = BTreeMap::<String, String>::new();
         for (k, v) in resp.headers() {
@@ -153,4 +264,47 @@ impl MeshClient {
             elapsed: start.elapsed(),
         })
     }
+}
+
+/// An error and its causes on one line: reqwest's own message hides why a request failed.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}
+
+/// Longest a raw TCP exchange may take.
+const TCP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// [`Via::Tcp`]: one exchange with whatever listens on 127.0.0.1 at the URL's port.
+fn exchange_tcp(url: &Url) -> Result<Response, String> {
+    let port = url
+        .port()
+        .ok_or_else(|| format!("{url}: a TCP URL needs a port"))?;
+    let payload = url.path().trim_start_matches('/');
+    let start = Instant::now();
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let io = |e: std::io::Error| format!("tcp {addr}: {e}");
+    let mut conn = TcpStream::connect_timeout(&addr, TCP_TIMEOUT).map_err(io)?;
+    conn.set_read_timeout(Some(TCP_TIMEOUT)).map_err(io)?;
+    conn.write_all(payload.as_bytes()).map_err(io)?;
+    conn.shutdown(std::net::Shutdown::Write).map_err(io)?;
+    let mut answer = Vec::new();
+    conn.read_to_end(&mut answer).map_err(io)?;
+    let body = String::from_utf8_lossy(&answer).into_owned();
+    let mut headers = BTreeMap::new();
+    if let Some((name, _)) = body.split_once(": ") {
+        headers.insert("x-echo-name".to_owned(), name.to_owned());
+    }
+    Ok(Response {
+        status: 200,
+        headers,
+        body,
+        elapsed: start.elapsed(),
+    })
 }

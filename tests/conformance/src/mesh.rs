@@ -1,10 +1,13 @@
 //! The shared mesh every scenario runs in: one weftd, a Bookinfo-shaped echo fleet, a client
-//! sidecar, a sidecar in front of `details`, and an ingress gateway.
+//! sidecar (and a second one with other labels), a sidecar in front of `details`, an ingress
+//! gateway, and unregistered TCP, HTTPS and egress echoes that scenarios declare themselves.
 
+use crate::certs::Certs;
 use crate::client::MeshClient;
 use crate::control::{ControlPlane, ResourceKey};
 use crate::dataplane::{BootstrapArgs, DataPlane, ProxyType, RunningProxy};
-use crate::echo::EchoServer;
+use crate::echo::{EchoMode, EchoServer};
+use crate::Vars;
 use reqwest::blocking::Client;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -53,17 +56,46 @@ const FLEET: &[Workload] = &[
     w("stateful", "stateful-c", "v1"),
 ];
 
+/// Echoes outside the fleet's config: scenarios reach them by `{{port:NAME}}` in their own
+/// ServiceEntries. `Some(dns)`: HTTPS with a certificate for that name.
+const EXTRAS: &[(&str, Extra)] = &[
+    ("tcp-a", Extra::Tcp),
+    ("tcp-b", Extra::Tcp),
+    ("tls-a", Extra::Tls("a.example.com")),
+    ("tls-b", Extra::Tls("b.example.com")),
+    ("egress-http", Extra::Http),
+    ("egress-https", Extra::Tls("egress.example.com")),
+    ("grpc-v1", Extra::Http),
+];
+
+#[derive(Clone, Copy)]
+enum Extra {
+    Http,
+    Tcp,
+    Tls(&'static str),
+}
+
+/// Labels of the second client's WorkloadGroup, for `sourceLabels` scenarios.
+pub const CANARY_LABELS: &[(&str, &str)] = &[("app", "sleep"), ("track", "canary")];
+
 /// Everything running; dropped in reverse order of start.
 pub struct Mesh {
     pub client: MeshClient,
     /// The client's sidecar, then the gateway, then server-side sidecars.
     pub sidecar: Option<Box<dyn RunningProxy>>,
+    /// A second client sidecar whose workload carries [`CANARY_LABELS`].
+    pub canary: Option<Box<dyn RunningProxy>>,
     pub gateway: Option<Box<dyn RunningProxy>>,
     pub servers: Vec<Box<dyn RunningProxy>>,
     pub echoes: Vec<EchoServer>,
     pub control: ControlPlane,
     pub gateway_port: u16,
+    /// A second port scenarios may give a Gateway server (`{{gateway_port_2}}`).
+    pub gateway_port_2: u16,
     pub outbound_port: u16,
+    pub canary_port: u16,
+    /// The suite's CA, when `openssl` could make one.
+    pub certs: Option<Certs>,
     /// The config every scenario starts from, to restore what a scenario replaced.
     pub base: BTreeMap<ResourceKey, Value>,
     /// Whether the client sidecar got its outbound listener; if not, scenarios are not
@@ -86,7 +118,40 @@ impl Mesh {
             echoes.push(EchoServer::start(wl.name, wl.version)?);
         }
         let outbound_port = free_port();
+        let canary_port = free_port();
         let gateway_port = free_port();
+        let gateway_port_2 = free_port();
+        let mut problems = Vec::new();
+        let certs = match Certs::new_ca(&control.scratch().join("certs")) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                problems.push(format!("no CA, TLS scenarios will fail: {e}"));
+                None
+            }
+        };
+        for (name, extra) in EXTRAS {
+            let mode = match extra {
+                Extra::Http => EchoMode::Http,
+                Extra::Tcp => EchoMode::Tcp,
+                Extra::Tls(dns) => match certs.as_ref().map(|c| c.server(dns)) {
+                    Some(Ok(server)) => EchoMode::Tls {
+                        cert: server.cert,
+                        key: server.key,
+                    },
+                    Some(Err(e)) => {
+                        problems.push(format!("{name}: {e}"));
+                        continue;
+                    }
+                    None => continue,
+                },
+            };
+            echoes.push(EchoServer::start_mode(name, "v1", mode)?);
+        }
+        let mut client = MeshClient::new(outbound_port, gateway_port)?.with_canary(canary_port)?;
+        if let Some(certs) = &certs {
+            let pem = std::fs::read(&certs.ca).map_err(|e| format!("read CA: {e}"))?;
+            client = client.with_ca(&pem)?;
+        }
         let mut inbound_ports = BTreeMap::new();
         let mut base = BTreeMap::new();
         for doc in fleet_config(&echoes, &mut inbound_ports)? {
@@ -94,17 +159,21 @@ impl Mesh {
             base.insert(ResourceKey::of(&doc)?, doc);
         }
         let mut mesh = Mesh {
-            client: MeshClient::new(outbound_port, gateway_port)?,
+            client,
             sidecar: None,
+            canary: None,
             gateway: None,
             servers: Vec::new(),
             echoes,
             control,
             gateway_port,
+            gateway_port_2,
             outbound_port,
+            canary_port,
+            certs,
             base,
             converged: false,
-            problems: Vec::new(),
+            problems,
             http: Client::builder()
                 .no_proxy()
                 .build()
@@ -139,6 +208,14 @@ impl Mesh {
         match dp.start(&client_args) {
             Ok(p) => mesh.sidecar = Some(p),
             Err(e) => mesh.problems.push(format!("client sidecar: {e}")),
+        }
+        let canary_args = BootstrapArgs {
+            outbound_port: canary_port,
+            ..args("sleep-canary", ProxyType::Sidecar)
+        };
+        match dp.start(&canary_args) {
+            Ok(p) => mesh.canary = Some(p),
+            Err(e) => mesh.problems.push(format!("canary client sidecar: {e}")),
         }
         let gateway_args = BootstrapArgs {
             labels: vec![("istio".into(), "ingressgateway".into())],
@@ -190,6 +267,9 @@ impl Mesh {
         if let Some(p) = &self.sidecar {
             all.push(("client sidecar", p.as_ref()));
         }
+        if let Some(p) = &self.canary {
+            all.push(("canary client sidecar", p.as_ref()));
+        }
         if let Some(p) = &self.gateway {
             all.push(("gateway", p.as_ref()));
         }
@@ -229,6 +309,7 @@ impl Mesh {
             url: format!("http://{host}:{SERVICE_PORT}/"),
             headers: Vec::new(),
             body: None,
+            source: None,
         };
         let deadline = Instant::now() + MARKER_TIMEOUT;
         while Instant::now() < deadline {
@@ -238,6 +319,23 @@ impl Mesh {
             std::thread::sleep(Duration::from_millis(25));
         }
         false
+    }
+
+    /// Placeholder values for scenario YAML and requests (see [`Vars`]).
+    pub fn vars(&self) -> Vars {
+        let mut values = BTreeMap::new();
+        for echo in &self.echoes {
+            values.insert(format!("port:{}", echo.name), echo.addr.port().to_string());
+        }
+        values.insert("gateway_port".into(), self.gateway_port.to_string());
+        values.insert("gateway_port_2".into(), self.gateway_port_2.to_string());
+        if let Some(certs) = &self.certs {
+            values.insert("ca".into(), certs.ca.display().to_string());
+        }
+        Vars {
+            values,
+            fixed_ports: vec![self.gateway_port_2],
+        }
     }
 
     /// Requests seen so far by every instance whose name starts with `prefix`.
@@ -300,8 +398,13 @@ fn fleet_config(
             }));
         }
     }
+    let canary: serde_json::Map<String, Value> = CANARY_LABELS
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), Value::from(*v)))
+        .collect();
     for (group, labels) in [
         ("sleep", json!({"app": "sleep"})),
+        ("sleep-canary", Value::Object(canary)),
         ("istio-ingressgateway", json!({"istio": "ingressgateway"})),
     ] {
         docs.push(json!({

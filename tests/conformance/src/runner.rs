@@ -86,7 +86,10 @@ impl Report {
 /// Runs every scenario in order on `mesh`, printing each outcome as it ends.
 pub fn run(mesh: &Mesh, scenarios: &[Scenario]) -> Report {
     let mut report = Report::default();
-    for scenario in scenarios {
+    // `WEFT_CONFORMANCE_ONLY=text`: run only the scenarios whose name contains it, to
+    // iterate on one feature quickly.
+    let only = std::env::var("WEFT_CONFORMANCE_ONLY").unwrap_or_default();
+    for scenario in scenarios.iter().filter(|s| s.name.contains(&only)) {
         let start = Instant::now();
         let failure = run_one(mesh, scenario).err();
         let outcome = Outcome {
@@ -149,8 +152,9 @@ fn apply_and_check(
     scenario: &Scenario,
     applied: &mut BTreeSet<ResourceKey>,
 ) -> Result<(), String> {
+    let vars = mesh.vars();
     for source in &scenario.config {
-        for doc in crate::load_source(source, mesh.gateway_port)? {
+        for doc in crate::load_source_with(source, mesh.gateway_port, &vars)? {
             let key = ResourceKey::of(&doc)?;
             mesh.control.apply(&doc)?;
             applied.insert(key);
@@ -214,11 +218,12 @@ fn rejected(mesh: &Mesh) -> Result<Vec<(&'static str, u64)>, String> {
 /// Sends a check's requests and judges them with the counters around them.
 fn run_check(mesh: &Mesh, check: &Check) -> Result<(), String> {
     let entry = match check.request.via {
-        Via::Gateway => mesh.gateway.as_deref(),
-        Via::Sidecar | Via::SidecarHost => mesh.sidecar.as_deref(),
+        Via::Gateway | Via::GatewayTls | Via::Tcp => mesh.gateway.as_deref(),
+        Via::Sidecar | Via::SidecarHost | Via::SidecarH2c => mesh.sidecar.as_deref(),
+        Via::CanarySidecar => mesh.canary.as_deref(),
     };
     let served_before = served(mesh, check)?;
-    let stats_before = stats(entry, check)?;
+    let stats_before = stats(mesh, entry, check)?;
     let responses = send_all(mesh, check)?;
     if let Some(why) = judge_all(check, &responses) {
         return Err(why);
@@ -241,7 +246,7 @@ fn run_check(mesh: &Mesh, check: &Check) -> Result<(), String> {
             ));
         }
     }
-    let stats_after = stats(entry, check)?;
+    let stats_after = stats(mesh, entry, check)?;
     for (((filter, min), before), after) in check
         .stat_increase
         .iter()
@@ -267,6 +272,7 @@ fn served(mesh: &Mesh, check: &Check) -> Result<Vec<u64>, String> {
 }
 
 fn stats(
+    mesh: &Mesh,
     entry: Option<&dyn crate::dataplane::RunningProxy>,
     check: &Check,
 ) -> Result<Vec<u64>, String> {
@@ -274,15 +280,23 @@ fn stats(
         return Ok(Vec::new());
     }
     let proxy = entry.ok_or("the proxy this request enters is not running")?;
+    let vars = mesh.vars();
     check
         .stat_increase
         .iter()
-        .map(|(filter, _)| proxy.stat_sum(filter))
+        .map(|(filter, _)| proxy.stat_sum(&vars.render(filter)?))
         .collect()
 }
 
 /// Sends `times` requests, `concurrency` at a time, in a bounded number of threads.
 fn send_all(mesh: &Mesh, check: &Check) -> Result<Vec<Response>, String> {
+    let vars = mesh.vars();
+    let mut template = check.request.clone();
+    template.url = vars.render(&template.url)?;
+    if let Some(cookie) = check.resend_cookie {
+        return send_resending_cookie(mesh, &template, check.times, cookie);
+    }
+    let template = &template;
     let workers = check.concurrency.clamp(1, 32);
     let per_worker = check.times.div_ceil(workers);
     let client = &mesh.client;
@@ -292,7 +306,7 @@ fn send_all(mesh: &Mesh, check: &Check) -> Result<Vec<Response>, String> {
                 let n = per_worker.min(check.times.saturating_sub(w * per_worker));
                 s.spawn(move || {
                     (0..n)
-                        .map(|_| client.send(&check.request))
+                        .map(|i| client.send(&template.numbered(w * per_worker + i + 1)))
                         .collect::<Result<Vec<_>, _>>()
                 })
             })
@@ -308,6 +322,34 @@ fn send_all(mesh: &Mesh, check: &Check) -> Result<Vec<Response>, String> {
     let mut all = Vec::with_capacity(check.times);
     for r in results {
         all.extend(r?);
+    }
+    Ok(all)
+}
+
+/// Sends the request once, then `times - 1` more with the cookie the first answer set.
+fn send_resending_cookie(
+    mesh: &Mesh,
+    request: &crate::client::Request,
+    times: usize,
+    cookie: &str,
+) -> Result<Vec<Response>, String> {
+    let first = mesh.client.send(&request.numbered(1))?;
+    // `name=value; Max-Age=...`: only `name=value` goes back, as a browser would send it.
+    let pair = first
+        .headers
+        .get("set-cookie")
+        .and_then(|c| c.split(';').next())
+        .filter(|p| p.starts_with(&format!("{cookie}=")))
+        .map(str::to_owned);
+    let mut all = vec![first];
+    let Some(pair) = pair else {
+        // The verdict reports the missing cookie.
+        return Ok(all);
+    };
+    for n in 2..=times {
+        let mut next = request.numbered(n);
+        next.headers.push(("cookie".into(), pair.clone()));
+        all.push(mesh.client.send(&next)?);
     }
     Ok(all)
 }

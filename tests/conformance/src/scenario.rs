@@ -36,14 +36,21 @@ pub struct Expect {
     pub upstream_path: Option<&'static str>,
     pub upstream_host: Option<&'static str>,
     pub upstream_headers: Vec<(&'static str, Option<&'static str>)>,
+    /// JSON pointer into the echo's description -> value (`/protocol` -> `HTTP/2`,
+    /// `/tls/sni` -> the SNI the echo saw).
+    pub upstream_fields: Vec<(&'static str, &'static str)>,
     /// `Some(v)`: present with value v; `None`: absent.
     pub response_headers: Vec<(&'static str, Option<&'static str>)>,
+    /// Header present and containing this text.
+    pub response_header_contains: Vec<(&'static str, &'static str)>,
     pub body_contains: Option<&'static str>,
     pub min_elapsed: Option<Duration>,
     pub max_elapsed: Option<Duration>,
 }
 
-/// One request (sent `times` times, `concurrency` at once) and what must come back.
+/// One request (sent `times` times, `concurrency` at once) and what must come back. `{n}`
+/// in its URL, header values and source address becomes the request's number (from 1), and
+/// `{{placeholders}}` the mesh's values (see [`crate::Vars`]).
 #[derive(Clone, Debug)]
 pub struct Check {
     pub request: Request,
@@ -57,10 +64,18 @@ pub struct Check {
     /// Instance-name prefix -> how many requests those instances saw during the check,
     /// inclusive range (retries and mirrors are counted where they land).
     pub served_delta: Vec<(&'static str, u64, u64)>,
-    /// Admin stat name filter on the proxy the request entered -> minimum increase.
+    /// Admin stat name filter (a regex; `{{placeholders}}` filled) on the proxy the request
+    /// entered -> minimum increase.
     pub stat_increase: Vec<(&'static str, u64)>,
     /// Every response came from one and the same instance (consistent hashing).
     pub same_instance: bool,
+    /// At least this many distinct instances answered.
+    pub min_instances: Option<usize>,
+    /// Responses that took at least this long -> how many may, inclusive range.
+    pub slow_count: Option<(Duration, usize, usize)>,
+    /// The first response must set this cookie; every later request sends it back.
+    /// Requests then go one at a time.
+    pub resend_cookie: Option<&'static str>,
 }
 
 impl Scenario {
@@ -99,6 +114,7 @@ pub fn req(method: &str, url: &str) -> Check {
             url: url.to_owned(),
             headers: Vec::new(),
             body: None,
+            source: None,
         },
         times: 1,
         concurrency: 1,
@@ -108,6 +124,9 @@ pub fn req(method: &str, url: &str) -> Check {
         served_delta: Vec::new(),
         stat_increase: Vec::new(),
         same_instance: false,
+        min_instances: None,
+        slow_count: None,
+        resend_cookie: None,
     }
 }
 
@@ -122,6 +141,11 @@ impl Check {
     }
     pub fn header(mut self, k: &str, v: &str) -> Self {
         self.request.headers.push((k.to_owned(), v.to_owned()));
+        self
+    }
+    /// Send from this local address; `{n}` in it is the request's number (from 1).
+    pub fn source(mut self, ip: &str) -> Self {
+        self.request.source = Some(ip.to_owned());
         self
     }
     pub fn body(mut self, body: &str) -> Self {
@@ -156,6 +180,14 @@ impl Check {
         self.each.upstream_headers.push((k, v));
         self
     }
+    pub fn upstream_field(mut self, pointer: &'static str, v: &'static str) -> Self {
+        self.each.upstream_fields.push((pointer, v));
+        self
+    }
+    pub fn response_header_contains(mut self, k: &'static str, text: &'static str) -> Self {
+        self.each.response_header_contains.push((k, text));
+        self
+    }
     pub fn response_header(mut self, k: &'static str, v: Option<&'static str>) -> Self {
         self.each.response_headers.push((k, v));
         self
@@ -185,6 +217,20 @@ impl Check {
         self
     }
     pub fn same_instance(mut self) -> Self {
+        self.same_instance = true;
+        self
+    }
+    pub fn min_instances(mut self, n: usize) -> Self {
+        self.min_instances = Some(n);
+        self
+    }
+    pub fn slow_count(mut self, at_least_ms: u64, min: usize, max: usize) -> Self {
+        self.slow_count = Some((Duration::from_millis(at_least_ms), min, max));
+        self
+    }
+    /// See [`Check::resend_cookie`]; implies [`Check::same_instance`].
+    pub fn resend_cookie(mut self, name: &'static str) -> Self {
+        self.resend_cookie = Some(name);
         self.same_instance = true;
         self
     }

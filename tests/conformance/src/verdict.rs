@@ -47,6 +47,31 @@ pub fn judge(expect: &Expect, resp: &Response) -> Option<String> {
             ));
         }
     }
+    for (pointer, want) in &expect.upstream_fields {
+        let got = echo
+            .as_ref()
+            .and_then(|e| e.pointer(pointer))
+            .map(|v| match v {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            });
+        if got.as_deref() != Some(*want) {
+            return Some(format!(
+                "expected upstream {pointer} = {want:?}, got {got:?}: {}",
+                resp.summary()
+            ));
+        }
+    }
+    for (name, text) in &expect.response_header_contains {
+        match resp.headers.get(*name) {
+            Some(v) if v.contains(text) => {}
+            got => {
+                return Some(format!(
+                    "expected response header {name} containing {text:?}, got {got:?}"
+                ))
+            }
+        }
+    }
     for (name, want) in &expect.response_headers {
         let got = resp.headers.get(*name).map(String::as_str);
         if got != *want {
@@ -129,6 +154,34 @@ pub fn judge_all(check: &Check, responses: &[Response]) -> Option<String> {
             ));
         }
     }
+    if let Some(min) = check.min_instances {
+        let names: std::collections::BTreeSet<String> =
+            responses.iter().filter_map(Response::served_by).collect();
+        if names.len() < min {
+            return Some(format!(
+                "expected at least {min} instances to answer {n} requests, saw {names:?}"
+            ));
+        }
+    }
+    if let Some((at_least, min, max)) = check.slow_count {
+        let slow = responses
+            .iter()
+            .filter(|r| r.elapsed + TIMER_SLACK >= at_least)
+            .count();
+        if slow < min || slow > max {
+            return Some(format!(
+                "{slow} of {n} responses took {at_least:?} or more, expected {min}..={max}"
+            ));
+        }
+    }
+    if let Some(cookie) = check.resend_cookie {
+        let first = responses[0].headers.get("set-cookie");
+        if !first.is_some_and(|c| c.starts_with(&format!("{cookie}="))) {
+            return Some(format!(
+                "expected the first response to set cookie {cookie}, got set-cookie {first:?}"
+            ));
+        }
+    }
     for (status, min, max) in &check.status_counts {
         let got = responses.iter().filter(|r| r.status == *status).count();
         if got < *min || got > *max {
@@ -195,6 +248,37 @@ mod tests {
         assert!(judge_all(&check, &rs)
             .unwrap()
             .contains("reviews-v1 got 100.0%"));
+    }
+
+    #[test]
+    fn instances_fields_and_slow_responses() {
+        let check = get("http://x/")
+            .min_instances(2)
+            .slow_count(100, 1, 1)
+            .upstream_field("/headers/x-a", "1");
+        let mut slow = echo("b", 200);
+        slow.elapsed = Duration::from_millis(150);
+        assert_eq!(judge_all(&check, &[echo("a", 200), slow.clone()]), None);
+        assert!(judge_all(&check, &[echo("a", 200), echo("a", 200)])
+            .unwrap()
+            .contains("at least 2 instances"));
+        assert!(judge_all(&check, &[echo("a", 200), echo("b", 200)])
+            .unwrap()
+            .contains("0 of 2"));
+        let wrong = get("http://x/").upstream_field("/tls/sni", "a.example.com");
+        assert!(judge(&wrong.each, &echo("a", 200)).is_some());
+    }
+
+    #[test]
+    fn resent_cookie_must_be_set_first() {
+        let check = get("http://x/").resend_cookie("sticky");
+        let mut first = echo("a", 200);
+        first
+            .headers
+            .insert("set-cookie".into(), "sticky=\"abc\"; Max-Age=60".into());
+        assert_eq!(judge_all(&check, &[first.clone(), echo("a", 200)]), None);
+        assert!(judge_all(&check, &[echo("a", 200), echo("a", 200)]).is_some());
+        assert!(judge_all(&check, &[first, echo("b", 200)]).is_some());
     }
 
     #[test]

@@ -121,7 +121,8 @@ pub fn run(
 fn stored(ctx: &Context, err: &mut dyn Write) -> Result<Vec<Resource>, Error> {
     let client = ctx.client();
     let mut resources = Vec::new();
-    for info in KINDS {
+    // Secrets need the token to read and no analyzer looks at them.
+    for info in KINDS.iter().filter(|i| !i.kind.is_sensitive()) {
         for item in client.list(info.kind, None, None)? {
             match parse_value(0, item) {
                 Ok(r) => resources.push(r),
@@ -196,45 +197,11 @@ mod tests {
         assert!(in_namespace(&msg(Level::Info, "Namespace default"), "prod"));
     }
 
-    #[test]
-    fn offline_without_findings_says_so() {
+    /// Runs `weft analyze FILE` offline over `yaml`: (exit code, stdout, stderr).
+    fn analyze_offline(yaml: &str) -> (u8, String, String) {
         let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("sc.yaml");
-        std::fs::write(
-            &file,
-            "apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: s}\nspec: {egress: [{hosts: [\"./*\"]}]}\n",
-        )
-        .unwrap();
-        let args = Args {
-            paths: vec![file.display().to_string()],
-            recursive: false,
-            output: Format::Log,
-            all_namespaces: false,
-            namespace: None,
-        };
-        let ctx = Context {
-            server: "http://127.0.0.1:1".into(),
-            token: None,
-            data_dir: dir.path().into(),
-        };
-        let (mut out, mut err) = (Vec::new(), Vec::new());
-        assert_eq!(run(&args, &ctx, &mut out, &mut err).unwrap(), 0);
-        assert!(out.is_empty());
-        assert_eq!(
-            String::from_utf8(err).unwrap(),
-            "\u{2714} No validation issues found when analyzing namespace: default.\n"
-        );
-    }
-
-    #[test]
-    fn offline_prunes_unknown_fields_and_reports_schema_errors() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("gw.yaml");
-        std::fs::write(
-            &file,
-            "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: gw}\nspec:\n  selector: {istio: ingressgateway}\n  colour: blue\n  servers:\n  - hosts: [\"*\"]\n",
-        )
-        .unwrap();
+        let file = dir.path().join("input.yaml");
+        std::fs::write(&file, yaml).unwrap();
         let args = Args {
             paths: vec![file.display().to_string()],
             recursive: false,
@@ -249,9 +216,30 @@ mod tests {
         };
         let (mut out, mut err) = (Vec::new(), Vec::new());
         let code = run(&args, &ctx, &mut out, &mut err).unwrap();
-        let (out, err) = (
+        (
+            code,
             String::from_utf8(out).unwrap(),
             String::from_utf8(err).unwrap(),
+        )
+    }
+
+    #[test]
+    fn offline_without_findings_says_so() {
+        let (code, out, err) = analyze_offline(
+            "apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: s}\nspec: {egress: [{hosts: [\"./*\"]}]}\n",
+        );
+        assert_eq!(code, 0);
+        assert!(out.is_empty());
+        assert_eq!(
+            err,
+            "\u{2714} No validation issues found when analyzing namespace: default.\n"
+        );
+    }
+
+    #[test]
+    fn offline_prunes_unknown_fields_and_reports_schema_errors() {
+        let (code, out, err) = analyze_offline(
+            "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: gw}\nspec:\n  selector: {istio: ingressgateway}\n  colour: blue\n  servers:\n  - hosts: [\"*\"]\n",
         );
         assert_eq!(code, EXIT_FOUND_ISSUES, "{out}{err}");
         assert!(

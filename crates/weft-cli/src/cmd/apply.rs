@@ -134,14 +134,22 @@ fn place(mut r: Resource, flag: Option<&str>) -> Result<Resource, String> {
     Ok(r)
 }
 
-/// Whether writing `desired` would change what a user configured: spec, labels and
-/// annotations. Server-set metadata (resourceVersion, uid, ...) is not the user's.
+/// Whether writing `desired` would change what a user configured: spec (or a Secret's
+/// top-level `type`, `data` and `immutable`), labels and annotations. Server-set metadata
+/// (resourceVersion, uid, ...) is not the user's.
 fn unchanged(existing: &Value, desired: &Value) -> bool {
     let empty = json!({});
     let field = |v: &Value, p: &str| v.pointer(p).cloned().unwrap_or_else(|| empty.clone());
-    ["/spec", "/metadata/labels", "/metadata/annotations"]
-        .iter()
-        .all(|p| field(existing, p) == field(desired, p))
+    [
+        "/spec",
+        "/type",
+        "/data",
+        "/immutable",
+        "/metadata/labels",
+        "/metadata/annotations",
+    ]
+    .iter()
+    .all(|p| field(existing, p) == field(desired, p))
 }
 
 #[cfg(test)]

@@ -137,10 +137,15 @@ pub fn run(
     Ok(u8::from(failed))
 }
 
-/// `vs`, `vs,dr` or `all` (every kind, in `KINDS` order).
+/// `vs`, `vs,dr` or `all` (every kind, in `KINDS` order, but secrets: like `kubectl get
+/// all`, and their reads need the token).
 fn parse_kinds(word: &str) -> Result<Vec<Kind>, Error> {
     if word.eq_ignore_ascii_case("all") {
-        return Ok(KINDS.iter().map(|i| i.kind).collect());
+        return Ok(KINDS
+            .iter()
+            .map(|i| i.kind)
+            .filter(|k| !k.is_sensitive())
+            .collect());
     }
     let mut kinds = Vec::new();
     for w in word.split(',').filter(|w| !w.is_empty()) {
@@ -166,6 +171,12 @@ fn table(kind: Kind, items: &[Value], all_ns: bool, wide: bool, qualify: bool) -
         header.push("NAMESPACE");
     }
     header.push("NAME");
+    // A secret shows its type and how many keys it holds, never their values (kubectl's
+    // columns).
+    let secret = kind == Kind::Secret;
+    if secret {
+        header.extend(["TYPE", "DATA"]);
+    }
     header.extend(extra.iter().map(|(h, _)| *h));
     header.push("AGE");
     let rows: Vec<Vec<String>> = items
@@ -180,6 +191,14 @@ fn table(kind: Kind, items: &[Value], all_ns: bool, wide: bool, qualify: bool) -
                 true => format!("{}/{name}", resource_type(kind)),
                 false => name,
             });
+            if secret {
+                row.push(text(o, "/type"));
+                let keys = o
+                    .get("data")
+                    .and_then(Value::as_object)
+                    .map_or(0, |d| d.len());
+                row.push(keys.to_string());
+            }
             row.extend(extra.iter().map(|(_, p)| cell(o.pointer(p))));
             row.push(age(o
                 .pointer("/metadata/creationTimestamp")
@@ -223,6 +242,19 @@ mod tests {
     }
 
     #[test]
+    fn secrets_show_type_and_key_count_but_no_data() {
+        let secret = json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "cred", "namespace": "istio-system"},
+            "type": "kubernetes.io/tls", "data": {"tls.crt": "Y2VydA==", "tls.key": "a2V5"}});
+        let t = table(Kind::Secret, &[secret], false, false, false);
+        assert_eq!(
+            t,
+            "NAME   TYPE                DATA   AGE\ncred   kubernetes.io/tls   2      <unknown>\n"
+        );
+        assert!(!t.contains("Y2VydA"));
+    }
+
+    #[test]
     fn several_kinds_qualify_names() {
         let t = table(
             Kind::VirtualService,
@@ -240,7 +272,10 @@ mod tests {
             parse_kinds("vs,dr,vs").unwrap(),
             vec![Kind::VirtualService, Kind::DestinationRule]
         );
-        assert_eq!(parse_kinds("all").unwrap().len(), KINDS.len());
+        let all = parse_kinds("all").unwrap();
+        assert_eq!(all.len(), KINDS.len() - 1);
+        assert!(!all.contains(&Kind::Secret));
+        assert_eq!(parse_kinds("secrets").unwrap(), vec![Kind::Secret]);
         let e = parse_kinds("pods").unwrap_err();
         assert_eq!(
             e.report(),

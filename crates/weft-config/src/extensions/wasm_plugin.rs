@@ -183,7 +183,12 @@ const SHA256_PATTERN: &str = "(^$|^[a-f0-9]{64}$)";
 const URL_SCHEMES: &[&str] = &["http", "https", "oci", "file"];
 
 /// Istio's webhook and CRD rules for WasmPlugin.
+/// Why a WasmPlugin changes nothing in Weft today.
+pub const NOT_APPLIED: &str = "stored and validated, but not applied: weftd does not configure Wasm plugins for Envoy, and weft-proxy does not run them";
+
 pub fn validate(spec: &WasmPlugin, _meta: &ObjectMeta, report: &mut Report) {
+    // Said on every write so that nobody believes a plugin runs when it does not.
+    report.warn("spec", NOT_APPLIED);
     validate_policy_attachment(
         spec.selector.as_ref(),
         spec.target_ref.as_ref(),

@@ -77,3 +77,14 @@ fn vm_env_and_match_ports() {
         "Unsupported value: \"INBOUND\"",
     );
 }
+
+#[test]
+fn says_it_is_not_applied() {
+    let warnings = check("  url: oci://ghcr.io/org/plugin:1.0\n").expect("valid plugin");
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w == &format!("spec: {}", super::NOT_APPLIED)),
+        "{warnings:?}"
+    );
+}

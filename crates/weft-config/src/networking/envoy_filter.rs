@@ -283,11 +283,16 @@ const HCM: &str = "envoy.filters.network.http_connection_manager";
 
 /// Checks an EnvoyFilter like Istio's CRD rules and validation webhook. The patch value
 /// is free-form Envoy configuration and is not checked against Envoy's types here.
+/// Why an EnvoyFilter changes nothing in Weft today.
+pub const NOT_APPLIED: &str = "stored and validated, but not applied: weftd does not patch the configuration it generates with EnvoyFilters, and weft-proxy does not run them";
+
 pub fn validate(spec: &EnvoyFilter, _meta: &ObjectMeta, report: &mut Report) {
     report.warn(
         "spec",
         "EnvoyFilter exposes internal implementation details that may change at any time. Prefer other APIs if possible, and exercise extreme caution, especially around upgrades.",
     );
+    // Said on every write so that nobody believes a patch is in force when it is not.
+    report.warn("spec", NOT_APPLIED);
     if spec.workload_selector.is_some() && !spec.target_refs.is_empty() {
         cel_error(
             report,

@@ -48,6 +48,18 @@ pub fn router(state: AppState) -> Router {
                 .put(objects::put)
                 .delete(objects::delete),
         )
+        // Kubernetes' core group (Secrets) has no group segment: `/api/v1/...`.
+        .route("/api/{version}/{plural}", get(objects::list_all))
+        .route(
+            "/api/{version}/namespaces/{ns}/{plural}",
+            get(objects::list_namespaced).post(objects::create),
+        )
+        .route(
+            "/api/{version}/namespaces/{ns}/{plural}/{name}",
+            get(objects::get_one)
+                .put(objects::put)
+                .delete(objects::delete),
+        )
         .fallback(not_found)
         .with_state(state)
 }
@@ -70,18 +82,33 @@ async fn not_found(uri: Uri) -> ApiError {
     ))
 }
 
-/// The kind named by `{group}/{version}/{plural}`, if weftd serves it in that version.
+/// The kind named by `{group}/{version}/{plural}` (group empty for the core group), if
+/// weftd serves it in that version.
 fn resolve(group: &str, version: &str, plural: &str) -> Result<Kind, ApiError> {
     Kind::from_plural(group, plural)
-        .filter(|k| k.serves(&format!("{group}/{version}")))
+        .filter(|k| k.serves(&weft_config::kind::api_version(group, version)))
         .ok_or_else(|| {
+            let resource = if group.is_empty() {
+                format!("{plural}/{version}")
+            } else {
+                format!("{plural}.{group}/{version}")
+            };
             ApiError::not_found(format!(
-                "the server could not find the requested resource: {plural}.{group}/{version}"
+                "the server could not find the requested resource: {resource}"
             ))
         })
 }
 
-/// Writes need `Authorization: Bearer <token>`.
+/// Reads of kinds holding private keys (Secrets) need the token, as writes do.
+fn authorize_read(state: &AppState, headers: &HeaderMap, kind: Kind) -> Result<(), ApiError> {
+    if kind.is_sensitive() {
+        authorize(state, headers)
+    } else {
+        Ok(())
+    }
+}
+
+/// Writes (and reads of secrets) need `Authorization: Bearer <token>`.
 fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     let presented = headers
         .get(axum::http::header::AUTHORIZATION)
@@ -95,7 +122,7 @@ fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
             state.token.path().display()
         ))),
         None => Err(ApiError::unauthorized(format!(
-            "writes need \"Authorization: Bearer <token>\"; the token is in {}",
+            "writes and reads of secrets need \"Authorization: Bearer <token>\"; the token is in {}",
             state.token.path().display()
         ))),
     }

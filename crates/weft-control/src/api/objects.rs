@@ -1,7 +1,7 @@
 //! Handlers for get, list, create, create-or-replace and delete.
 
 use super::body::{check, decode, warning_headers, Target};
-use super::{authorize, resolve, watch, ApiError, AppState};
+use super::{authorize, authorize_read, resolve, watch, ApiError, AppState};
 use crate::selector::Selector;
 use crate::store::{ListOptions, ObjectKey};
 use axum::body::Bytes;
@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use weft_config::Kind;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -18,6 +19,40 @@ pub(super) struct ListQuery {
     label_selector: Option<String>,
     watch: Option<String>,
     resource_version: Option<String>,
+}
+
+/// The parts of an object path: `/apis/{group}/{version}/[namespaces/{ns}/]{plural}[/{name}]`,
+/// or `/api/{version}/...` for Kubernetes' core group, where `group` is empty.
+#[derive(Debug, Deserialize)]
+pub(super) struct ObjectPath {
+    #[serde(default)]
+    group: String,
+    version: String,
+    #[serde(default)]
+    ns: Option<String>,
+    plural: String,
+    #[serde(default)]
+    name: Option<String>,
+}
+
+impl ObjectPath {
+    fn kind(&self) -> Result<Kind, ApiError> {
+        resolve(&self.group, &self.version, &self.plural)
+    }
+
+    /// `group/version`, or the bare version of the core group: what objects are shown in.
+    fn api_version(&self) -> String {
+        weft_config::kind::api_version(&self.group, &self.version)
+    }
+
+    /// The namespace segment; every route that needs one has it.
+    fn namespace(&self) -> String {
+        self.ns.clone().unwrap_or_default()
+    }
+
+    fn name(&self) -> String {
+        self.name.clone().unwrap_or_default()
+    }
 }
 
 /// Objects are stored in the kind's preferred version and shown in the one asked for.
@@ -28,30 +63,31 @@ fn present(mut object: Value, api_version: &str) -> Value {
 
 pub(super) async fn list_all(
     State(state): State<AppState>,
-    Path((group, version, plural)): Path<(String, String, String)>,
+    Path(path): Path<ObjectPath>,
+    headers: HeaderMap,
     Query(query): Query<ListQuery>,
 ) -> Result<Response, ApiError> {
-    list(state, group, version, plural, None, query).await
+    list(state, path, &headers, query).await
 }
 
 pub(super) async fn list_namespaced(
     State(state): State<AppState>,
-    Path((group, version, ns, plural)): Path<(String, String, String, String)>,
+    Path(path): Path<ObjectPath>,
+    headers: HeaderMap,
     Query(query): Query<ListQuery>,
 ) -> Result<Response, ApiError> {
-    list(state, group, version, plural, Some(ns), query).await
+    list(state, path, &headers, query).await
 }
 
 async fn list(
     state: AppState,
-    group: String,
-    version: String,
-    plural: String,
-    namespace: Option<String>,
+    path: ObjectPath,
+    headers: &HeaderMap,
     query: ListQuery,
 ) -> Result<Response, ApiError> {
-    let kind = resolve(&group, &version, &plural)?;
-    let api_version = format!("{group}/{version}");
+    let kind = path.kind()?;
+    authorize_read(&state, headers, kind)?;
+    let api_version = path.api_version();
     let selector: Selector = query
         .label_selector
         .as_deref()
@@ -60,7 +96,7 @@ async fn list(
         .map_err(|e: crate::selector::SelectorError| ApiError::bad_request(e.to_string()))?;
     let options = ListOptions {
         kind: Some(kind),
-        namespace,
+        namespace: path.ns,
         selector,
     };
     if matches!(query.watch.as_deref(), Some("true" | "1")) {
@@ -89,25 +125,28 @@ async fn list(
 
 pub(super) async fn get_one(
     State(state): State<AppState>,
-    Path((group, version, ns, plural, name)): Path<(String, String, String, String, String)>,
+    Path(path): Path<ObjectPath>,
+    headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    let kind = resolve(&group, &version, &plural)?;
-    let key = ObjectKey::new(kind, ns, name);
+    let kind = path.kind()?;
+    authorize_read(&state, &headers, kind)?;
+    let key = ObjectKey::new(kind, path.namespace(), path.name());
     match state.store.get(key.clone()).await? {
-        Some(object) => Ok(Json(present(object, &format!("{group}/{version}")))),
+        Some(object) => Ok(Json(present(object, &path.api_version()))),
         None => Err(crate::store::StoreError::NotFound(key).into()),
     }
 }
 
 pub(super) async fn create(
     State(state): State<AppState>,
-    Path((group, version, ns, plural)): Path<(String, String, String, String)>,
+    Path(path): Path<ObjectPath>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     authorize(&state, &headers)?;
-    let kind = resolve(&group, &version, &plural)?;
-    let api_version = format!("{group}/{version}");
+    let kind = path.kind()?;
+    let api_version = path.api_version();
+    let ns = path.namespace();
     let target = Target {
         kind,
         api_version: api_version.clone(),
@@ -127,13 +166,14 @@ pub(super) async fn create(
 
 pub(super) async fn put(
     State(state): State<AppState>,
-    Path((group, version, ns, plural, name)): Path<(String, String, String, String, String)>,
+    Path(path): Path<ObjectPath>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     authorize(&state, &headers)?;
-    let kind = resolve(&group, &version, &plural)?;
-    let api_version = format!("{group}/{version}");
+    let kind = path.kind()?;
+    let api_version = path.api_version();
+    let (ns, name) = (path.namespace(), path.name());
     let target = Target {
         kind,
         api_version: api_version.clone(),
@@ -158,15 +198,15 @@ pub(super) async fn put(
 
 pub(super) async fn delete(
     State(state): State<AppState>,
-    Path((group, version, ns, plural, name)): Path<(String, String, String, String, String)>,
+    Path(path): Path<ObjectPath>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     authorize(&state, &headers)?;
-    let kind = resolve(&group, &version, &plural)?;
+    let kind = path.kind()?;
     let last = state
         .store
-        .delete(ObjectKey::new(kind, ns, name), None)
+        .delete(ObjectKey::new(kind, path.namespace(), path.name()), None)
         .await?;
     tracing::info!(key = %ObjectKey::of(&last)?, "deleted");
-    Ok(Json(present(last, &format!("{group}/{version}"))))
+    Ok(Json(present(last, &path.api_version())))
 }

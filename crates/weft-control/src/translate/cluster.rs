@@ -3,16 +3,20 @@
 //! BlackHoleCluster and PassthroughCluster.
 
 use super::cluster_policy::{self, DEFAULT_CONNECT_TIMEOUT_SECS};
-use super::destination_rule::{self, visible, Policy};
+use super::destination_rule::{self, Policy};
 use super::endpoint::{lb_endpoint, load_assignment, locality_endpoints};
 use super::names;
 use super::proto::{ads, seconds};
+use super::scope::Scope;
 use crate::model::{MeshSnapshot, Proxy};
 use crate::registry::{Resolution, Service, ServicePort};
 use envoy_types::pb::envoy::config::cluster::v3::cluster::{
     ClusterDiscoveryType, DiscoveryType, DnsLookupFamily, EdsClusterConfig, LbPolicy,
 };
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
+use envoy_types::pb::envoy::config::core::v3::{
+    socket_address::PortSpecifier, BindConfig, SocketAddress,
+};
 use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
 use weft_config::networking::destination_rule::Subset;
 
@@ -26,14 +30,22 @@ pub struct OutboundKey<'a> {
 }
 
 /// Every outbound cluster this proxy can see, in a stable order.
-pub fn outbound_keys<'a>(snapshot: &'a MeshSnapshot, proxy: &Proxy) -> Vec<OutboundKey<'a>> {
+pub fn outbound_keys<'a>(
+    snapshot: &'a MeshSnapshot,
+    proxy: &Proxy,
+    scope: &Scope,
+) -> Vec<OutboundKey<'a>> {
     let mut keys = Vec::new();
     for service in &snapshot.registry.services {
-        if !visible(&service.export_to, &service.namespace, &proxy.namespace) {
+        if !scope.sees_service(service) {
             continue;
         }
         let rule = destination_rule::for_service(snapshot, proxy, service);
-        for port in &service.ports {
+        for port in service
+            .ports
+            .iter()
+            .filter(|p| scope.sees_port(service, p.number))
+        {
             keys.push(OutboundKey {
                 name: names::outbound_cluster(port.number, "", &service.hostname),
                 service,
@@ -162,6 +174,30 @@ pub fn inbound(port: u32, app_port: u32) -> Cluster {
         ..Default::default()
     }
 }
+
+/// InboundPassthroughCluster: inbound connections to a port the workload does not declare,
+/// to their original destination. Istio binds the upstream side to 127.0.0.6 so that
+/// istio-iptables lets it through instead of capturing it again.
+pub fn inbound_passthrough() -> Cluster {
+    let mut cluster = Cluster {
+        name: names::INBOUND_PASSTHROUGH_CLUSTER.to_string(),
+        connect_timeout: Some(seconds(DEFAULT_CONNECT_TIMEOUT_SECS)),
+        upstream_bind_config: Some(BindConfig {
+            source_address: Some(SocketAddress {
+                address: INBOUND_PASSTHROUGH_BIND.to_string(),
+                port_specifier: Some(PortSpecifier::PortValue(0)),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    make_original_dst(&mut cluster);
+    cluster
+}
+
+/// Source address of inbound passthrough connections (excluded by istio-iptables).
+pub const INBOUND_PASSTHROUGH_BIND: &str = "127.0.0.6";
 
 /// Istio's sinks: BlackHoleCluster (no endpoints, so every request fails with 503/UH) and
 /// PassthroughCluster (to wherever the caller was going).

@@ -1,5 +1,6 @@
 //! Gateway listeners (router proxies): one `0.0.0.0_<port>` listener per Gateway server port
-//! selected by the proxy's labels; HTTP via RDS, TLS terminated or passed through by SNI.
+//! selected by the proxy's labels; HTTP via RDS, TLS terminated (certificates from files or
+//! a `credentialName` Secret) or passed through by SNI.
 
 use super::filter::{http_connection_manager, tcp_proxy, Routes};
 use super::names;
@@ -25,7 +26,10 @@ struct Bound<'a> {
 }
 
 /// Gateways whose selector the proxy's labels satisfy, in any namespace.
-fn selected<'a>(snapshot: &'a MeshSnapshot, proxy: &Proxy) -> Vec<(&'a Resource, &'a Gateway)> {
+pub(super) fn selected<'a>(
+    snapshot: &'a MeshSnapshot,
+    proxy: &Proxy,
+) -> Vec<(&'a Resource, &'a Gateway)> {
     snapshot
         .resources
         .iter()
@@ -89,12 +93,24 @@ fn listener(snapshot: &MeshSnapshot, port: u32, servers: &[Bound]) -> Option<Lis
                 chains.extend(passthrough_chains(snapshot, bound, port));
             }
             (Protocol::Https, Some(_)) => {
-                let Some(socket) = server
-                    .tls
-                    .as_ref()
-                    .and_then(|t| tls::downstream(t, &["h2", "http/1.1"]))
-                else {
+                let Some(settings) = server.tls.as_ref() else {
                     continue;
+                };
+                let secrets = tls::Secrets::new(snapshot, &bound.gateway.metadata.namespace);
+                let socket = match tls::downstream(settings, &["h2", "http/1.1"], &secrets) {
+                    Ok(Some(socket)) => socket,
+                    Ok(None) => continue,
+                    Err(e) => {
+                        // As Istio does: no certificate, no filter chain for this server;
+                        // the port's other servers are still served.
+                        tracing::warn!(
+                            gateway = %bound.gateway.origin(),
+                            port,
+                            error = %e,
+                            "skipping a gateway server whose credential cannot be read"
+                        );
+                        continue;
+                    }
                 };
                 let port_name = server
                     .port
@@ -284,3 +300,7 @@ fn tcp_chain(snapshot: &MeshSnapshot, bound: &Bound, port: u32) -> Option<Filter
     }
     None
 }
+
+#[cfg(test)]
+#[path = "gateway_tests.rs"]
+mod tests;

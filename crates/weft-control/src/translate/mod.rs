@@ -1,12 +1,18 @@
-//! Istio config -> Envoy v3 resources for one proxy. Pure: a snapshot and a proxy in, the
-//! four resource lists out; golden-tested.
+//! Istio config -> Envoy v3 resources for one proxy: a snapshot and a proxy in, the five
+//! resource lists out; golden-tested. Pure except for SDS secrets from certificate files.
 
-use crate::model::{MeshSnapshot, Proxy, ProxyKind};
+use crate::model::{CaptureMode, MeshSnapshot, Proxy, ProxyKind};
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
 use envoy_types::pb::envoy::config::listener::v3::Listener;
 use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
+use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::Secret;
+use scope::Scope;
 
+mod capture_inbound;
+mod capture_outbound;
+#[cfg(test)]
+mod capture_tests;
 pub mod cluster;
 mod cluster_policy;
 pub mod destination_rule;
@@ -17,6 +23,8 @@ pub mod listener;
 pub mod names;
 mod proto;
 pub mod route;
+pub mod scope;
+mod sds;
 #[cfg(test)]
 mod tests;
 mod tls;
@@ -39,6 +47,10 @@ pub const ENDPOINT_TYPE: &str =
     "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment";
 pub const LISTENER_TYPE: &str = "type.googleapis.com/envoy.config.listener.v3.Listener";
 pub const ROUTE_TYPE: &str = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration";
+pub const SECRET_TYPE: &str =
+    "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret";
+
+pub use sds::{referenced_secrets, secrets};
 
 /// Everything one proxy should have, sorted by name within each type.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -47,13 +59,16 @@ pub struct Generated {
     pub endpoints: Vec<ClusterLoadAssignment>,
     pub listeners: Vec<Listener>,
     pub routes: Vec<RouteConfiguration>,
+    /// The SDS secrets the listeners and clusters refer to that weftd can supply.
+    pub secrets: Vec<Secret>,
 }
 
 /// Generates the proxy's whole configuration from the snapshot.
 pub fn generate(snapshot: &MeshSnapshot, proxy: &Proxy) -> Generated {
+    let scope = Scope::new(snapshot, proxy);
     let mut clusters = cluster::special();
     let mut endpoints = Vec::new();
-    for key in cluster::outbound_keys(snapshot, proxy) {
+    for key in cluster::outbound_keys(snapshot, proxy, &scope) {
         let built = cluster::outbound(snapshot, &key);
         // A PASSTHROUGH load balancer turns an EDS cluster into ORIGINAL_DST: no assignment.
         if built.eds_cluster_config.is_some() {
@@ -64,9 +79,14 @@ pub fn generate(snapshot: &MeshSnapshot, proxy: &Proxy) -> Generated {
     let mut listeners = Vec::new();
     match (proxy.kind, proxy.capture) {
         (ProxyKind::Router, _) => listeners.extend(gateway::listeners(snapshot, proxy)),
-        // Transparent capture (virtualOutbound/virtualInbound) is not generated yet; explicit
-        // listeners are what the embedded mode and the conformance suite use.
-        (ProxyKind::Sidecar, _) => {
+        (ProxyKind::Sidecar, CaptureMode::Transparent) => {
+            listeners.push(capture_outbound::virtual_outbound(&scope));
+            listeners.extend(capture_outbound::port_listeners(snapshot, &scope));
+            let (inbound, inbound_clusters) = capture_inbound::virtual_inbound(snapshot, proxy);
+            listeners.push(inbound);
+            clusters.extend(inbound_clusters);
+        }
+        (ProxyKind::Sidecar, CaptureMode::Explicit) => {
             listeners.push(listener::explicit_outbound(proxy));
             let (inbound, inbound_clusters) = listener::explicit_inbound(snapshot, proxy);
             listeners.extend(inbound);
@@ -76,18 +96,20 @@ pub fn generate(snapshot: &MeshSnapshot, proxy: &Proxy) -> Generated {
     let mut route_names: Vec<String> = listeners.iter().flat_map(rds_names).collect();
     route_names.sort();
     route_names.dedup();
-    let mut routes = route::route_configs(snapshot, proxy, &route_names);
+    let mut routes = route::route_configs_in(snapshot, proxy, &scope, &route_names);
 
     clusters.sort_by(|a, b| a.name.cmp(&b.name));
     clusters.dedup_by(|a, b| a.name == b.name);
     endpoints.sort_by(|a, b| a.cluster_name.cmp(&b.cluster_name));
     listeners.sort_by(|a, b| a.name.cmp(&b.name));
     routes.sort_by(|a, b| a.name.cmp(&b.name));
+    let secrets = secrets(snapshot, proxy, &referenced_secrets(&listeners, &clusters));
     Generated {
         clusters,
         endpoints,
         listeners,
         routes,
+        secrets,
     }
 }
 

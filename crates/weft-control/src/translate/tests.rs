@@ -396,8 +396,11 @@ fn gateway_listeners() {
         panic!()
     };
     let ctx: DownstreamTlsContext = unpack(any);
-    let cert = &ctx.common_tls_context.unwrap().tls_certificates[0];
-    assert!(format!("{:?}", cert.certificate_chain).contains("/certs/cert.pem"));
+    let sds = &ctx
+        .common_tls_context
+        .unwrap()
+        .tls_certificate_sds_secret_configs[0];
+    assert!(sds.name.starts_with("file-cert:/") && sds.name.contains("/certs/cert.pem~"));
     let pass = &g.listeners[2];
     assert_eq!(
         pass.listener_filters[0].name,

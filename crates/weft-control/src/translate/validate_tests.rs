@@ -128,3 +128,14 @@ fn envoy_accepts_generated_resources() {
     assert_eq!(gw.listeners.len(), 3);
     validate(dir.path(), "gateway", &gw);
 }
+
+#[test]
+fn envoy_accepts_transparent_sidecar() {
+    let dir = tempfile::tempdir().unwrap();
+    let side = generate(&capture_tests::bookinfo(), &capture_tests::reviews());
+    assert!(side
+        .listeners
+        .iter()
+        .any(|l| l.name == names::VIRTUAL_INBOUND));
+    validate(dir.path(), "transparent", &side);
+}

@@ -94,6 +94,7 @@ impl Connection {
             let s = c.of(t);
             s.sent = Some(version.to_string());
             s.resources = holds;
+            s.unsubscribed = false;
         });
         tracing::debug!(proxy = %self.proxy.id, r#type = t.short(), version, "pushed");
     }
@@ -127,6 +128,17 @@ impl Connection {
                 });
             }
         }
+    }
+
+    /// The proxy unsubscribed from every resource of `t`: it holds none, and a response
+    /// still in flight will not be answered, so nothing is pending.
+    pub fn unsubscribed(&self, t: XdsType) {
+        tracing::debug!(proxy = %self.proxy.id, r#type = t.short(), "unsubscribed from every resource");
+        self.xds.shared.connections.update(self.id, |c| {
+            let s = c.of(t);
+            s.unsubscribed = true;
+            s.resources.clear();
+        });
     }
 
     /// A health report (`istio.io/health`) from the proxy's agent, written in the background.

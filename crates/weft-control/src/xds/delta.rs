@@ -3,7 +3,7 @@
 
 use super::autoregister::HEALTH_TYPE;
 use super::connection::{stopped, Connection};
-use super::resources::{Resources, XdsType};
+use super::resources::{Resources, XdsType, TYPES};
 use envoy_types::pb::envoy::config::core::v3::ControlPlane;
 use envoy_types::pb::envoy::service::discovery::v3::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse, Resource,
@@ -39,7 +39,7 @@ pub(super) async fn run(
     mut inbound: Streaming<DeltaDiscoveryRequest>,
     tx: Outbound,
 ) -> Result<(), Status> {
-    let mut watches: [Option<Watch>; 4] = Default::default();
+    let mut watches: [Option<Watch>; TYPES] = Default::default();
     let mut stop = conn.stop.clone();
     on_request(&mut conn, &mut watches, first, &tx).await?;
     loop {
@@ -67,7 +67,7 @@ pub(super) async fn run(
 
 async fn on_request(
     conn: &mut Connection,
-    watches: &mut [Option<Watch>; 4],
+    watches: &mut [Option<Watch>; TYPES],
     request: DeltaDiscoveryRequest,
     tx: &Outbound,
 ) -> Result<(), Status> {
@@ -125,6 +125,14 @@ async fn on_request(
             watch.has.remove(name);
         }
     }
+    let unwatched = !watch.wildcard && watch.names.is_empty();
+    if unwatched && !request.resource_names_unsubscribe.is_empty() {
+        // The proxy watches nothing of this type any more; it does not answer responses
+        // for a type it no longer watches, so none is pending.
+        watch.pending.clear();
+        conn.unsubscribed(t);
+        return Ok(());
+    }
     if first || subscribed {
         // Answer even an empty diff on the first request, so the initial fetch completes.
         push(conn, t, watch, &BTreeSet::new(), first, tx).await?;
@@ -132,10 +140,10 @@ async fn on_request(
     Ok(())
 }
 
-/// After a regeneration, in CDS, EDS, LDS, RDS order, send what changed for every type.
+/// After a regeneration, in CDS, EDS, SDS, LDS, RDS order, send what changed for every type.
 async fn push_changes(
     conn: &mut Connection,
-    watches: &mut [Option<Watch>; 4],
+    watches: &mut [Option<Watch>; TYPES],
     tx: &Outbound,
 ) -> Result<(), Status> {
     let mut modified_clusters = BTreeSet::new();
@@ -193,7 +201,8 @@ async fn push(
         .filter(|name| !all.contains_key(*name))
         .cloned()
         .collect();
-    if resources.is_empty() && removed.is_empty() && !always {
+    let unwatched = !watch.wildcard && watch.names.is_empty();
+    if (resources.is_empty() && removed.is_empty() || unwatched) && !always {
         return Ok(());
     }
     for r in &resources {

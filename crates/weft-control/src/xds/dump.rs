@@ -1,13 +1,14 @@
 //! `/debug/config_dump`: what weftd last sent to one proxy, as Envoy's admin `/config_dump`
-//! JSON (`ConfigDump` with Clusters/Endpoints/Listeners/RoutesConfigDump).
+//! JSON (`ConfigDump` with Clusters/Endpoints/Listeners/Routes/SecretsConfigDump), private
+//! keys redacted.
 
 use super::resources::{Resources, XdsType};
 use super::status::ConnectionStatus;
 use envoy_types::pb::envoy::admin::v3::{
     clusters_config_dump::DynamicCluster, endpoints_config_dump::DynamicEndpointConfig,
     listeners_config_dump::DynamicListener, listeners_config_dump::DynamicListenerState,
-    routes_config_dump::DynamicRouteConfig, ClustersConfigDump, ConfigDump, EndpointsConfigDump,
-    ListenersConfigDump, RoutesConfigDump,
+    routes_config_dump::DynamicRouteConfig, secrets_config_dump::DynamicSecret, ClustersConfigDump,
+    ConfigDump, EndpointsConfigDump, ListenersConfigDump, RoutesConfigDump, SecretsConfigDump,
 };
 use envoy_types::pb::google::protobuf::Any;
 use prost::{Message, Name};
@@ -94,29 +95,70 @@ pub fn config_dump_message(c: &ConnectionStatus) -> ConfigDump {
             .collect(),
         ..RoutesConfigDump::default()
     };
+    let secrets = SecretsConfigDump {
+        dynamic_active_secrets: items(XdsType::Secret)
+            .into_iter()
+            .map(|(name, e)| DynamicSecret {
+                name,
+                version_info: e.version,
+                secret: Some(e.any),
+                ..DynamicSecret::default()
+            })
+            .collect(),
+        ..SecretsConfigDump::default()
+    };
     ConfigDump {
         configs: vec![
             any(&clusters),
             any(&endpoints),
             any(&listeners),
             any(&routes),
+            any(&secrets),
         ],
+    }
+}
+
+/// What Envoy's admin prints instead of a private key.
+pub const REDACTED: &str = "[redacted]";
+
+/// Replaces every `private_key` DataSource in Envoy JSON with `"[redacted]"`, as Envoy's
+/// admin does, so the debug API never shows a key.
+pub fn redact(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            for (key, v) in map.iter_mut() {
+                if key == "private_key" && v.is_object() {
+                    *v = Value::String(REDACTED.to_string());
+                } else {
+                    redact(v);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(redact),
+        _ => {}
     }
 }
 
 /// The proxy's config as Envoy's admin JSON (proto field names, defaults omitted).
 pub fn config_dump(c: &ConnectionStatus) -> Value {
-    let message = config_dump_message(c);
-    let json = pool().and_then(|pool| {
-        let descriptor = pool.get_message_by_name(&ConfigDump::full_name())?;
-        let dynamic = DynamicMessage::decode(descriptor, &message.encode_to_vec()[..]).ok()?;
-        let options = SerializeOptions::new().use_proto_field_name(true);
-        dynamic
-            .serialize_with_options(serde_json::value::Serializer, &options)
-            .map_err(|e| tracing::warn!(error = %e, "config_dump does not serialize"))
-            .ok()
-    });
-    json.unwrap_or_else(|| names_only(c))
+    let mut dump = to_json(&config_dump_message(c)).unwrap_or_else(|| names_only(c));
+    redact(&mut dump);
+    dump
+}
+
+/// Any Envoy message as Envoy's JSON (proto field names, defaults omitted, nested `Any`s
+/// expanded with their `@type`); None when the descriptor set is missing. The config dump
+/// and the golden tests of translation both print resources this way.
+pub fn to_json<M: Message + Name>(message: &M) -> Option<Value> {
+    let descriptor = pool()?.get_message_by_name(&M::full_name())?;
+    let dynamic = DynamicMessage::decode(descriptor, &message.encode_to_vec()[..]).ok()?;
+    let options = SerializeOptions::new().use_proto_field_name(true);
+    dynamic
+        .serialize_with_options(serde_json::value::Serializer, &options)
+        .map_err(
+            |e| tracing::warn!(error = %e, message = %M::full_name(), "does not serialize as JSON"),
+        )
+        .ok()
 }
 
 /// Fallback without descriptors: the same shape, each resource reduced to name + version.
@@ -136,6 +178,8 @@ fn names_only(c: &ConnectionStatus) -> Value {
          "dynamic_listeners": list(&of(XdsType::Listener).resources)},
         {"@type": RoutesConfigDump::type_url(),
          "dynamic_route_configs": list(&of(XdsType::Route).resources)},
+        {"@type": SecretsConfigDump::type_url(),
+         "dynamic_active_secrets": list(&of(XdsType::Secret).resources)},
     ]})
 }
 
@@ -182,5 +226,49 @@ mod tests {
             dump["configs"][2]["@type"],
             "type.googleapis.com/envoy.admin.v3.ListenersConfigDump"
         );
+    }
+
+    #[test]
+    fn secrets_are_dumped_with_their_private_keys_redacted() {
+        use envoy_types::pb::envoy::config::core::v3::{data_source::Specifier, DataSource};
+        use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
+            secret, Secret, TlsCertificate,
+        };
+        let pem = |text: &str| DataSource {
+            specifier: Some(Specifier::InlineBytes(text.as_bytes().to_vec())),
+            ..DataSource::default()
+        };
+        let s = Secret {
+            name: "kubernetes://bookinfo-cred".into(),
+            r#type: Some(secret::Type::TlsCertificate(TlsCertificate {
+                certificate_chain: Some(pem("CERT PEM")),
+                private_key: Some(pem("SECRET KEY PEM")),
+                ..TlsCertificate::default()
+            })),
+        };
+        let mut c = ConnectionStatus::new(Proxy::default(), Mode::Sotw);
+        let status = c.of(XdsType::Secret);
+        status.sent = Some("1".into());
+        status.resources.insert(
+            s.name.clone(),
+            Encoded {
+                any: any(&s),
+                version: "v1".into(),
+            },
+        );
+        let dump = config_dump(&c);
+        let secrets = &dump["configs"][4];
+        assert_eq!(
+            secrets["@type"],
+            "type.googleapis.com/envoy.admin.v3.SecretsConfigDump"
+        );
+        let active = &secrets["dynamic_active_secrets"][0];
+        assert_eq!(active["name"], "kubernetes://bookinfo-cred");
+        let cert = &active["secret"]["tls_certificate"];
+        assert_eq!(cert["private_key"], REDACTED);
+        // The certificate is public and stays (base64, as Envoy prints bytes).
+        assert!(cert["certificate_chain"]["inline_bytes"].is_string());
+        let text = dump.to_string();
+        assert!(!text.contains("U0VDUkVUIEtFWSBQRU0"), "{text}");
     }
 }

@@ -1,31 +1,40 @@
-//! The four xDS types weftd serves, and one proxy's generated resources encoded as `Any`
+//! The five xDS types weftd serves, and one proxy's generated resources encoded as `Any`
 //! with a version per resource.
 
-use crate::translate::{Generated, CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE};
+use crate::translate::{
+    Generated, CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, SECRET_TYPE,
+};
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
 use envoy_types::pb::envoy::config::listener::v3::Listener;
 use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
+use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::Secret;
 use envoy_types::pb::google::protobuf::Any;
 use prost::Message;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 
-/// An xDS resource type, in push order: clusters before their endpoints, listeners before
-/// their routes, so a proxy never points at something it has not received yet.
+/// An xDS resource type, in push order: clusters before their endpoints, secrets before
+/// the listeners that wait for them, listeners before their routes, so a proxy never points
+/// at something it has not received yet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum XdsType {
     Cluster,
     Endpoint,
+    Secret,
     Listener,
     Route,
 }
 
+/// How many types there are: the length of per-type arrays.
+pub const TYPES: usize = 5;
+
 impl XdsType {
-    /// Every type, in make-before-break push order: CDS, EDS, LDS, RDS.
-    pub const ALL: [XdsType; 4] = [
+    /// Every type, in make-before-break push order: CDS, EDS, SDS, LDS, RDS.
+    pub const ALL: [XdsType; TYPES] = [
         XdsType::Cluster,
         XdsType::Endpoint,
+        XdsType::Secret,
         XdsType::Listener,
         XdsType::Route,
     ];
@@ -34,6 +43,7 @@ impl XdsType {
         match self {
             XdsType::Cluster => CLUSTER_TYPE,
             XdsType::Endpoint => ENDPOINT_TYPE,
+            XdsType::Secret => SECRET_TYPE,
             XdsType::Listener => LISTENER_TYPE,
             XdsType::Route => ROUTE_TYPE,
         }
@@ -48,6 +58,7 @@ impl XdsType {
         match self {
             XdsType::Cluster => "cds",
             XdsType::Endpoint => "eds",
+            XdsType::Secret => "sds",
             XdsType::Listener => "lds",
             XdsType::Route => "rds",
         }
@@ -75,7 +86,7 @@ pub type Resources = BTreeMap<String, Encoded>;
 
 /// A proxy's resources of every type, indexed by [`XdsType::index`].
 #[derive(Clone, Debug, Default)]
-pub struct Typed(pub [Resources; 4]);
+pub struct Typed(pub [Resources; TYPES]);
 
 impl Typed {
     pub fn of(&self, t: XdsType) -> &Resources {
@@ -96,6 +107,11 @@ impl Named for Cluster {
 impl Named for ClusterLoadAssignment {
     fn xds_name(&self) -> &str {
         &self.cluster_name
+    }
+}
+impl Named for Secret {
+    fn xds_name(&self) -> &str {
+        &self.name
     }
 }
 impl Named for Listener {
@@ -127,6 +143,12 @@ pub fn encode(previous: Option<(&Generated, &Typed)>, new: &Generated) -> Typed 
             prev_typed.map(|t| t.of(XdsType::Endpoint)),
             &new.endpoints,
             XdsType::Endpoint,
+        ),
+        encode_type(
+            prev.map(|g| &g.secrets[..]),
+            prev_typed.map(|t| t.of(XdsType::Secret)),
+            &new.secrets,
+            XdsType::Secret,
         ),
         encode_type(
             prev.map(|g| &g.listeners[..]),
@@ -219,7 +241,7 @@ mod tests {
     #[test]
     fn type_urls_round_trip_in_push_order() {
         let shorts: Vec<_> = XdsType::ALL.iter().map(|t| t.short()).collect();
-        assert_eq!(shorts, ["cds", "eds", "lds", "rds"]);
+        assert_eq!(shorts, ["cds", "eds", "sds", "lds", "rds"]);
         for t in XdsType::ALL {
             assert_eq!(XdsType::from_url(t.url()), Some(t));
         }

@@ -3,7 +3,7 @@
 
 use super::autoregister::HEALTH_TYPE;
 use super::connection::{stopped, Connection};
-use super::resources::{Resources, XdsType};
+use super::resources::{Resources, XdsType, TYPES};
 use envoy_types::pb::envoy::config::core::v3::ControlPlane;
 use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
 use std::collections::BTreeSet;
@@ -32,7 +32,7 @@ pub(super) async fn run(
     mut inbound: Streaming<DiscoveryRequest>,
     tx: Outbound,
 ) -> Result<(), Status> {
-    let mut watches: [Option<Watch>; 4] = Default::default();
+    let mut watches: [Option<Watch>; TYPES] = Default::default();
     let mut stop = conn.stop.clone();
     on_request(&mut conn, &mut watches, first, &tx).await?;
     loop {
@@ -60,7 +60,7 @@ pub(super) async fn run(
 
 async fn on_request(
     conn: &mut Connection,
-    watches: &mut [Option<Watch>; 4],
+    watches: &mut [Option<Watch>; TYPES],
     request: DiscoveryRequest,
     tx: &Outbound,
 ) -> Result<(), Status> {
@@ -73,18 +73,33 @@ async fn on_request(
         return Ok(());
     };
     let (wildcard, names) = subscription(t, &request.resource_names);
+    // No names of a non-wildcard type: the proxy watches nothing of it any more (its last
+    // EDS cluster or SDS-using listener is gone). Envoy neither ACKs nor re-requests after
+    // this, so it is honoured even with a stale nonce, and never answered.
+    let unsubscribe_all = !wildcard && names.is_empty();
     let watch = watches[t.index()].get_or_insert_with(Watch::default);
     if !request.response_nonce.is_empty() {
         if request.response_nonce != watch.nonce {
-            // Answers a response that a newer one has replaced; the proxy will answer
-            // the newer one too.
-            tracing::debug!(proxy = %conn.proxy.id, r#type = t.short(), "stale nonce ignored");
-            return Ok(());
+            if !unsubscribe_all {
+                // Answers a response that a newer one has replaced; the proxy will answer
+                // the newer one too.
+                tracing::debug!(proxy = %conn.proxy.id, r#type = t.short(), "stale nonce ignored");
+                return Ok(());
+            }
+        } else {
+            conn.acknowledged(t, &request.version_info, request.error_detail.as_ref());
+            let unchanged = wildcard == watch.wildcard && names == watch.names;
+            if request.error_detail.is_some() || (unchanged && !unsubscribe_all) {
+                return Ok(());
+            }
         }
-        conn.acknowledged(t, &request.version_info, request.error_detail.as_ref());
-        if request.error_detail.is_some() || (wildcard == watch.wildcard && names == watch.names) {
-            return Ok(());
-        }
+    }
+    if unsubscribe_all {
+        watch.wildcard = false;
+        watch.names.clear();
+        watch.sent.clear();
+        conn.unsubscribed(t);
+        return Ok(());
     }
     // A first request, a re-request after reconnecting, or new names alongside an ACK:
     // always answered, so the proxy's initial fetch completes even when the set is empty.
@@ -98,6 +113,11 @@ fn subscription(t: XdsType, names: &[String]) -> (bool, BTreeSet<String>) {
     let wildcard = t.is_wildcard() && (names.is_empty() || names.iter().any(|n| n == "*"));
     let names = names.iter().filter(|n| *n != "*").cloned().collect();
     (wildcard, names)
+}
+
+/// Unsubscribed from every name of a non-wildcard type: nothing is sent to it.
+fn unwatched(watch: &Watch) -> bool {
+    !watch.wildcard && watch.names.is_empty()
 }
 
 /// What a response of this type holds right now.
@@ -121,12 +141,12 @@ fn versions(resources: &Resources) -> Vec<(String, String)> {
         .collect()
 }
 
-/// After a regeneration: in CDS, EDS, LDS, RDS order, push every watched type whose
+/// After a regeneration: in CDS, EDS, SDS, LDS, RDS order, push every watched type whose
 /// selection changed. A modified cluster also gets its endpoints again, since Envoy
 /// warms a replaced cluster only once it has its endpoints.
 async fn push_changes(
     conn: &mut Connection,
-    watches: &mut [Option<Watch>; 4],
+    watches: &mut [Option<Watch>; TYPES],
     tx: &Outbound,
 ) -> Result<(), Status> {
     let mut modified_clusters = BTreeSet::new();
@@ -134,7 +154,7 @@ async fn push_changes(
         let Some(watch) = watches[t.index()].as_mut() else {
             continue;
         };
-        if watch.nonce.is_empty() && watch.version == 0 {
+        if (watch.nonce.is_empty() && watch.version == 0) || unwatched(watch) {
             continue;
         }
         let now = versions(&selection(conn, t, watch));

@@ -1,7 +1,7 @@
 //! Who is connected and how far each proxy is in sync, per xDS type: what
 //! `/debug/proxies` and `/debug/config_dump` report.
 
-use super::resources::{Resources, XdsType};
+use super::resources::{Resources, XdsType, TYPES};
 use crate::model::{Proxy, ProxyKind};
 use crate::store::rfc3339;
 use serde_json::{json, Value};
@@ -27,6 +27,9 @@ pub struct TypeStatus {
     pub nack: Option<String>,
     /// What the proxy holds as far as weftd knows: everything sent and not removed.
     pub resources: Resources,
+    /// The proxy watches no resource of this type since the last push (a non-wildcard type
+    /// it unsubscribed from entirely): an unanswered push is not pending.
+    pub unsubscribed: bool,
 }
 
 impl TypeStatus {
@@ -35,6 +38,7 @@ impl TypeStatus {
         match (&self.sent, &self.acked, &self.nack) {
             (None, _, _) => "NOT SENT",
             (Some(sent), Some(acked), None) if sent == acked => "SYNCED",
+            (Some(_), _, None) if self.unsubscribed => "SYNCED",
             _ => "STALE",
         }
     }
@@ -46,7 +50,7 @@ pub struct ConnectionStatus {
     pub proxy: Proxy,
     pub connected_at: SystemTime,
     pub mode: Mode,
-    pub types: [TypeStatus; 4],
+    pub types: [TypeStatus; TYPES],
 }
 
 impl ConnectionStatus {
@@ -152,5 +156,11 @@ mod tests {
         s.sent = Some("2".into());
         s.nack = Some("bad cluster".into());
         assert_eq!(s.status(), "STALE");
+        // A push the proxy will not answer, because it no longer watches the type.
+        s.nack = None;
+        s.sent = Some("3".into());
+        assert_eq!(s.status(), "STALE");
+        s.unsubscribed = true;
+        assert_eq!(s.status(), "SYNCED");
     }
 }

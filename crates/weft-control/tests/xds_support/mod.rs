@@ -4,9 +4,13 @@
 
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::core::v3::Node;
+use envoy_types::pb::envoy::config::core::v3::{data_source, DataSource};
 use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
 use envoy_types::pb::envoy::config::listener::v3::Listener;
 use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
+use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
+    secret, Secret, TlsCertificate,
+};
 use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_client::AggregatedDiscoveryServiceClient;
 use envoy_types::pb::google::protobuf::{value::Kind as ValueKind, Struct, Value as PbValue};
 use serde_json::{json, Value};
@@ -27,10 +31,12 @@ pub const CDS: &str = "type.googleapis.com/envoy.config.cluster.v3.Cluster";
 pub const EDS: &str = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment";
 pub const LDS: &str = "type.googleapis.com/envoy.config.listener.v3.Listener";
 pub const RDS: &str = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration";
+pub const SDS: &str = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret";
 
 /// A test generator: one cluster and one endpoint assignment per ServiceEntry (named after
 /// it, with the entry's first port as the cluster's buffer limit so edits change it), one
-/// listener `main` and one route configuration `main` when any entry exists.
+/// listener `main` and one route configuration `main` when any entry exists; one secret
+/// `kubernetes://<entry>` per entry, whose (fake) private key is the entry's first port.
 pub fn generator() -> Generator {
     Arc::new(|snapshot: &MeshSnapshot, _proxy: &Proxy| {
         let mut generated = Generated::default();
@@ -44,6 +50,7 @@ pub fn generator() -> Generator {
                 ),
                 ..Cluster::default()
             });
+            generated.secrets.push(test_secret(&name, port));
             generated.endpoints.push(ClusterLoadAssignment {
                 cluster_name: name,
                 ..ClusterLoadAssignment::default()
@@ -61,6 +68,21 @@ pub fn generator() -> Generator {
         }
         generated
     })
+}
+
+fn test_secret(name: &str, port: u32) -> Secret {
+    let pem = |text: String| DataSource {
+        specifier: Some(data_source::Specifier::InlineString(text)),
+        ..DataSource::default()
+    };
+    Secret {
+        name: format!("kubernetes://{name}"),
+        r#type: Some(secret::Type::TlsCertificate(TlsCertificate {
+            certificate_chain: Some(pem(format!("CERT {name}"))),
+            private_key: Some(pem(format!("PRIVATE KEY {port}"))),
+            ..TlsCertificate::default()
+        })),
+    }
 }
 
 pub struct Harness {

@@ -119,6 +119,34 @@ pub fn scenarios() -> Vec<Scenario> {
                     .served_by("reviews-v1")
                     .served_delta("reviews-v3", 120, 180),
             ),
+        Scenario::new("mirror: 10% of 500 requests copied, 0% copies none")
+            .yaml(MIRROR_SOME)
+            .check(
+                get(REVIEWS)
+                    .times(500)
+                    .concurrency(4)
+                    .status(200)
+                    .served_by("reviews-v1")
+                    .served_delta("reviews-v3", 20, 80),
+            )
+            .check(
+                get("http://reviews:9080/none")
+                    .times(200)
+                    .concurrency(4)
+                    .status(200)
+                    .served_by("reviews-v1")
+                    .served_delta("reviews-v3", 0, 0),
+            ),
+        Scenario::new("fault: delay percentage 50% over 40 requests")
+            .yaml(DELAY_HALF)
+            .check(
+                get(REVIEWS)
+                    .times(40)
+                    .concurrency(4)
+                    .status(200)
+                    .served_by("reviews-v1")
+                    .slow_count(300, 8, 32),
+            ),
         Scenario::new("CORS: preflight answered by the proxy, actual request annotated")
             .yaml(CORS)
             .check(
@@ -158,6 +186,13 @@ pub fn scenarios() -> Vec<Scenario> {
                     .times(30)
                     .status(200)
                     .same_instance(),
+            )
+            .check(
+                get(STATEFUL)
+                    .header("x-user", "user-{n}")
+                    .times(20)
+                    .status(200)
+                    .min_instances(2),
             ),
         Scenario::new("outlier detection ejects the failing instance")
             .yaml(OUTLIER)
@@ -297,6 +332,33 @@ spec:
     mirrorPercentage: {value: 50}
   - route: [{destination: {host: reviews, subset: v1}}]
     mirror: {host: reviews, subset: v3}
+";
+
+const MIRROR_SOME: &str = "
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews}
+spec:
+  hosts: [reviews]
+  http:
+  - match: [{uri: {exact: /none}}]
+    route: [{destination: {host: reviews, subset: v1}}]
+    mirror: {host: reviews, subset: v3}
+    mirrorPercentage: {value: 0}
+  - route: [{destination: {host: reviews, subset: v1}}]
+    mirror: {host: reviews, subset: v3}
+    mirrorPercentage: {value: 10}
+";
+
+const DELAY_HALF: &str = "
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews}
+spec:
+  hosts: [reviews]
+  http:
+  - fault: {delay: {fixedDelay: 0.3s, percentage: {value: 50}}}
+    route: [{destination: {host: reviews, subset: v1}}]
 ";
 
 const CORS: &str = "

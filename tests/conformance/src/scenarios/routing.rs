@@ -112,6 +112,16 @@ pub fn scenarios() -> Vec<Scenario> {
                     .served_by("reviews-v3"),
             )
             .check(get("http://reviews:9080/and").served_by("reviews-v1")),
+        Scenario::new("sourceLabels: a rule only for clients with given labels")
+            .yaml(SOURCE_LABELS)
+            .check(
+                get(REVIEWS)
+                    .via(Via::CanarySidecar)
+                    .times(10)
+                    .status(200)
+                    .served_by("reviews-v3"),
+            )
+            .check(get(REVIEWS).times(10).status(200).served_by("reviews-v1")),
         Scenario::new("weighted split 50/30/20 over 1000 requests")
             .yaml(SPLIT)
             .check(get(REVIEWS).status(200).served_by("reviews-v"))
@@ -276,6 +286,19 @@ spec:
   - match: [{uri: {exact: /a/b}}]
     route: [{destination: {host: reviews, subset: v3}}]
   - match: [{uri: {exact: /and}, headers: {x-and: {exact: 'yes'}}}]
+    route: [{destination: {host: reviews, subset: v3}}]
+  - route: [{destination: {host: reviews, subset: v1}}]
+";
+
+/// The canary client's workload has `track: canary` (mesh::CANARY_LABELS), the other not.
+const SOURCE_LABELS: &str = "
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews}
+spec:
+  hosts: [reviews]
+  http:
+  - match: [{sourceLabels: {app: sleep, track: canary}}]
     route: [{destination: {host: reviews, subset: v3}}]
   - route: [{destination: {host: reviews, subset: v1}}]
 ";

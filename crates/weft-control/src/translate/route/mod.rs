@@ -28,6 +28,7 @@ pub use retry::DEFAULT_RETRY_ON;
 
 use crate::model::{MeshSnapshot, Proxy};
 use crate::registry::resolve_short_name;
+use crate::translate::scope::Scope;
 use crate::translate::Direction;
 use envoy_types::pb::envoy::config::route::v3::{RouteConfiguration, VirtualHost};
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::HttpFilter;
@@ -117,12 +118,22 @@ pub fn route_configs(
     proxy: &Proxy,
     names: &[String],
 ) -> Vec<RouteConfiguration> {
+    route_configs_in(snapshot, proxy, &Scope::new(snapshot, proxy), names)
+}
+
+/// [`route_configs`] with the proxy's visibility already computed.
+pub fn route_configs_in(
+    snapshot: &MeshSnapshot,
+    proxy: &Proxy,
+    scope: &Scope,
+    names: &[String],
+) -> Vec<RouteConfiguration> {
     let vss = virtual_services(snapshot);
     names
         .iter()
         .map(|name| {
             let vhosts = if let Some(port) = sidecar::parse_name(name) {
-                sidecar::outbound(snapshot, proxy, &vss, port)
+                sidecar::outbound(snapshot, proxy, scope, &vss, port)
             } else if name.starts_with("http.") || name.starts_with("https.") {
                 gateway::vhosts(snapshot, proxy, &vss, name).unwrap_or_default()
             } else {

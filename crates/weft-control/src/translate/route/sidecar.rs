@@ -5,10 +5,11 @@
 use super::context::RouteCtx;
 use super::domains::{plain_domains, service_domains};
 use super::proto::zero_duration;
-use super::{delegate, hash_policy, http_route, retry, visible, VsEntry};
+use super::{delegate, hash_policy, http_route, retry, VsEntry};
 use crate::model::{MeshSnapshot, Proxy};
 use crate::registry::Service;
 use crate::translate::names::{outbound_cluster, HTTP_PROXY_ROUTE, PASSTHROUGH_CLUSTER};
+use crate::translate::scope::Scope;
 use envoy_types::pb::envoy::config::route::v3::route::Action;
 use envoy_types::pb::envoy::config::route::v3::route_action::ClusterSpecifier;
 use envoy_types::pb::envoy::config::route::v3::route_match::PathSpecifier;
@@ -19,13 +20,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use weft_config::networking::shared::hosts_overlap;
 use weft_config::networking::virtual_service::MESH_GATEWAY;
 
-/// Services the proxy may see that have an HTTP (or undeclared, sniffed) port.
-fn http_services<'a>(snapshot: &'a MeshSnapshot, proxy_ns: &str) -> Vec<&'a Service> {
+/// Services the proxy may see (exportTo and its Sidecar's egress hosts).
+fn http_services<'a>(snapshot: &'a MeshSnapshot, scope: &Scope) -> Vec<&'a Service> {
     snapshot
         .registry
         .services
         .iter()
-        .filter(|s| visible(&s.export_to, &s.namespace, proxy_ns))
+        .filter(|s| scope.sees_service(s))
         .collect()
 }
 
@@ -102,6 +103,7 @@ fn vhost(name: String, domains: Vec<String>, routes: Vec<Route>) -> VirtualHost 
 fn port_vhosts(
     snapshot: &MeshSnapshot,
     proxy: &Proxy,
+    scope: &Scope,
     vss: &[VsEntry],
     services: &[&Service],
     port: u32,
@@ -118,7 +120,7 @@ fn port_vhosts(
     let on_port: Vec<&Service> = services
         .iter()
         .copied()
-        .filter(|s| is_http_port(s, port))
+        .filter(|s| is_http_port(s, port) && scope.sees_port(s, port))
         .collect();
     let mut owned: BTreeMap<usize, Vec<&Service>> = BTreeMap::new();
     for s in &on_port {
@@ -191,25 +193,23 @@ fn dedupe(vhosts: Vec<VirtualHost>) -> Vec<VirtualHost> {
 pub fn outbound(
     snapshot: &MeshSnapshot,
     proxy: &Proxy,
+    scope: &Scope,
     vss: &[VsEntry],
     port: Option<u32>,
 ) -> Vec<VirtualHost> {
-    let proxy_ns = if proxy.namespace.is_empty() {
-        "default"
-    } else {
-        &proxy.namespace
-    };
-    let services = http_services(snapshot, proxy_ns);
+    let services = http_services(snapshot, scope);
     let mesh_vss: Vec<VsEntry> = vss
         .iter()
         .filter(|v| {
-            v.gateways.contains(MESH_GATEWAY) && visible(&v.export_to, &v.namespace, proxy_ns)
+            v.gateways.contains(MESH_GATEWAY) && scope.sees_virtual_service(&v.namespace, &v.name)
         })
         .cloned()
         .collect();
     let mut vhosts = Vec::new();
     match port {
-        Some(p) => vhosts.extend(port_vhosts(snapshot, proxy, &mesh_vss, &services, p, true)),
+        Some(p) => vhosts.extend(port_vhosts(
+            snapshot, proxy, scope, &mesh_vss, &services, p, true,
+        )),
         None => {
             let mut ports: BTreeSet<u32> = services
                 .iter()
@@ -221,6 +221,7 @@ pub fn outbound(
                 vhosts.extend(port_vhosts(
                     snapshot,
                     proxy,
+                    scope,
                     &mesh_vss,
                     &services,
                     p,
@@ -230,7 +231,8 @@ pub fn outbound(
         }
     }
     let mut out = dedupe(vhosts);
-    out.push(catch_all(port.is_none()));
+    // REGISTRY_ONLY (a Sidecar's outboundTrafficPolicy) blocks unknown hosts in both modes.
+    out.push(catch_all(port.is_none() || !scope.allow_any()));
     out
 }
 

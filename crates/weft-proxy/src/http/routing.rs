@@ -1,0 +1,119 @@
+//! Route selection with Envoy's rules: the virtual host by authority (exact, then the
+//! longest `*.suffix`, then the longest `prefix.*`, then `*`), then the first route whose
+//! path, headers and query parameters all match.
+
+use crate::model::{
+    HeaderMatch, PathMatch, QueryMatcher, Route, RouteConfig, RouteMatch, StringMatch, VirtualHost,
+};
+use http::HeaderMap;
+
+/// The virtual host serving `authority` (lower-cased `host` or `host:port`).
+pub fn virtual_host<'a>(rc: &'a RouteConfig, authority: &str) -> Option<&'a VirtualHost> {
+    let authority = authority.to_ascii_lowercase();
+    let mut best: Option<(u8, usize, &VirtualHost)> = None;
+    for vh in &rc.virtual_hosts {
+        for d in &vh.domains {
+            // Rank: exact 3, suffix wildcard 2, prefix wildcard 1, `*` 0; longer wins a tie.
+            let rank = if *d == authority {
+                Some(3)
+            } else if d == "*" {
+                Some(0)
+            } else if let Some(suffix) = d.strip_prefix('*') {
+                (authority.len() > suffix.len() && authority.ends_with(suffix)).then_some(2)
+            } else if let Some(prefix) = d.strip_suffix('*') {
+                (authority.len() > prefix.len() && authority.starts_with(prefix)).then_some(1)
+            } else {
+                None
+            };
+            if let Some(rank) = rank {
+                if best.is_none_or(|(r, len, _)| (rank, d.len()) > (r, len)) {
+                    best = Some((rank, d.len(), vh));
+                }
+            }
+        }
+    }
+    best.map(|(_, _, vh)| vh)
+}
+
+/// The first route of `vh` matching the request.
+pub fn route<'a>(
+    vh: &'a VirtualHost,
+    path_and_query: &str,
+    headers: &HeaderMap,
+) -> Option<&'a Route> {
+    let (path, query) = path_and_query
+        .split_once('?')
+        .unwrap_or((path_and_query, ""));
+    vh.routes
+        .iter()
+        .find(|r| matches(&r.matcher, path, query, headers))
+}
+
+fn matches(m: &RouteMatch, path: &str, query: &str, headers: &HeaderMap) -> bool {
+    let path_ok = match &m.path {
+        PathMatch::Prefix(p) if m.case_sensitive => path.starts_with(p.as_str()),
+        PathMatch::Prefix(p) => path
+            .get(..p.len())
+            .is_some_and(|head| head.eq_ignore_ascii_case(p)),
+        PathMatch::Path(p) if m.case_sensitive => path == p,
+        PathMatch::Path(p) => path.eq_ignore_ascii_case(p),
+        PathMatch::SafeRegex(re) => re.is_match(path),
+    };
+    path_ok
+        && m.headers.iter().all(|h| {
+            // Envoy joins repeated headers with "," before matching.
+            let values: Vec<&str> = headers
+                .get_all(h.name.as_str())
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .collect();
+            let value = (!values.is_empty()).then(|| values.join(","));
+            let hit = match &h.matcher {
+                HeaderMatch::Present(want) => value.is_some() == *want,
+                HeaderMatch::Value {
+                    matcher,
+                    ignore_case,
+                } => value
+                    .as_deref()
+                    .is_some_and(|v| string_matches(matcher, v, *ignore_case)),
+            };
+            hit != h.invert
+        })
+        && m.query_parameters.iter().all(|q| query_matches(q, query))
+}
+
+fn query_matches(q: &QueryMatcher, query: &str) -> bool {
+    let value = query
+        .split('&')
+        .filter_map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            (k == q.name).then_some(v)
+        })
+        .next();
+    match (&q.matcher, value) {
+        (_, None) => false,
+        (None, Some(_)) => true,
+        (Some(m), Some(v)) => string_matches(m, v, q.ignore_case),
+    }
+}
+
+pub fn string_matches(m: &StringMatch, value: &str, ignore_case: bool) -> bool {
+    let fold = |s: &str| {
+        if ignore_case {
+            s.to_ascii_lowercase()
+        } else {
+            s.to_string()
+        }
+    };
+    match m {
+        StringMatch::Exact(s) => fold(value) == fold(s),
+        StringMatch::Prefix(s) => fold(value).starts_with(&fold(s)),
+        StringMatch::Suffix(s) => fold(value).ends_with(&fold(s)),
+        StringMatch::Contains(s) => fold(value).contains(&fold(s)),
+        StringMatch::SafeRegex(re) => re.is_match(value),
+    }
+}
+
+#[cfg(test)]
+#[path = "routing_tests.rs"]
+mod tests;

@@ -1,0 +1,17 @@
+//! The proxy's own configuration model: what weft-proxy honours, free of protobuf.
+//!
+//! Every type here is produced by `crate::xds::convert` from Envoy v3 resources; a
+//! resource that cannot be expressed here is NACKed rather than half-applied.
+
+pub mod cluster;
+pub mod endpoint;
+pub mod listener;
+pub mod route;
+
+pub use cluster::{Cluster, Discovery, LbPolicy};
+pub use endpoint::{Endpoint, LoadAssignment};
+pub use listener::{HttpConnectionManager, Listener, NetworkFilter, RouteSource};
+pub use route::{
+    Action, Forward, HeaderMatch, HeaderMatcher, PathMatch, QueryMatcher, Redirect, Route,
+    RouteConfig, RouteMatch, StringMatch, VirtualHost, WeightedCluster,
+};

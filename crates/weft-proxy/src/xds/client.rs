@@ -1,0 +1,273 @@
+//! The ADS client (state-of-the-world): subscribes to CDS and LDS (wildcard), then EDS and
+//! RDS for the names they reference; ACKs what it applied and NACKs, with the reason, what
+//! it could not; reconnects with exponential backoff and keeps the last good config.
+
+use super::store::Store;
+use super::{CDS, EDS, LDS, RDS};
+use crate::bootstrap::Settings;
+use crate::state::Proxy;
+use crate::stats::{inc, UpdateStats};
+use envoy_types::pb::envoy::config::core::v3::Node;
+use envoy_types::pb::envoy::service::discovery::v3::{
+    aggregated_discovery_service_client::AggregatedDiscoveryServiceClient, DiscoveryRequest,
+    DiscoveryResponse,
+};
+use envoy_types::pb::google::protobuf::{value::Kind, ListValue, Struct, Value};
+use envoy_types::pb::google::rpc::Status;
+use rand::Rng;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+use thiserror::Error;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+
+const BACKOFF_START: Duration = Duration::from_millis(250);
+const BACKOFF_MAX: Duration = Duration::from_secs(15);
+/// gRPC INVALID_ARGUMENT, the code Envoy puts in a NACK's error_detail.
+const INVALID_ARGUMENT: i32 = 3;
+
+#[derive(Debug, Error)]
+enum SessionError {
+    #[error("cannot connect to the xDS server at {addr}: {source}")]
+    Connect {
+        addr: String,
+        source: tonic::transport::Error,
+    },
+    #[error("ADS stream failed: {0}")]
+    Stream(#[from] tonic::Status),
+    #[error("ADS request queue closed")]
+    Closed,
+}
+
+/// Per type: the nonce of the last response and the names subscribed to.
+#[derive(Debug, Default)]
+struct Subscription {
+    nonce: String,
+    names: BTreeSet<String>,
+}
+
+/// Runs the ADS client forever.
+pub async fn run(proxy: Arc<Proxy>, settings: Arc<Settings>) {
+    if settings.delta {
+        tracing::warn!(
+            "ads_config.api_type DELTA_GRPC: weft-proxy speaks state-of-the-world (GRPC) for now"
+        );
+    }
+    let mut store = Store::default();
+    let mut backoff = BACKOFF_START;
+    loop {
+        let mut got_response = false;
+        match session(&proxy, &settings, &mut store, &mut got_response).await {
+            Ok(()) => tracing::warn!("xDS server closed the ADS stream"),
+            Err(e) => tracing::warn!(error = %e, "xDS session ended; keeping the last good config"),
+        }
+        if got_response {
+            backoff = BACKOFF_START;
+        }
+        let jitter = rand::rng().random_range(0..=backoff.as_millis() as u64 / 2);
+        tokio::time::sleep(backoff + Duration::from_millis(jitter)).await;
+        backoff = (backoff * 2).min(BACKOFF_MAX);
+    }
+}
+
+async fn session(
+    proxy: &Proxy,
+    settings: &Settings,
+    store: &mut Store,
+    got_response: &mut bool,
+) -> Result<(), SessionError> {
+    let addr = format!("http://{}", settings.xds);
+    let channel = tonic::transport::Endpoint::from_shared(addr.clone())
+        .map_err(|source| SessionError::Connect {
+            addr: addr.clone(),
+            source,
+        })?
+        .connect_timeout(Duration::from_secs(5))
+        .connect()
+        .await
+        .map_err(|source| SessionError::Connect {
+            addr: addr.clone(),
+            source,
+        })?;
+    let mut client = AggregatedDiscoveryServiceClient::new(channel);
+    let (tx, rx) = mpsc::channel::<DiscoveryRequest>(16);
+    let node = node(settings);
+    let mut subs: BTreeMap<&'static str, Subscription> = BTreeMap::new();
+    // Resume where the last stream left off: versions tell weftd what is already applied.
+    let initial = [
+        (CDS, BTreeSet::new(), store.versions.cds.clone()),
+        (LDS, BTreeSet::new(), store.versions.lds.clone()),
+        (EDS, store.eds_names(), store.versions.eds.clone()),
+        (RDS, store.rds_names(), store.versions.rds.clone()),
+    ];
+    for (i, (type_url, names, version)) in initial.into_iter().enumerate() {
+        if i >= 2 && names.is_empty() {
+            continue;
+        }
+        let req = DiscoveryRequest {
+            version_info: version,
+            node: (i == 0).then(|| node.clone()),
+            resource_names: names.iter().cloned().collect(),
+            type_url: type_url.to_string(),
+            ..Default::default()
+        };
+        subs.insert(
+            type_url,
+            Subscription {
+                nonce: String::new(),
+                names,
+            },
+        );
+        tx.send(req).await.map_err(|_| SessionError::Closed)?;
+    }
+    let mut stream = client
+        .stream_aggregated_resources(ReceiverStream::new(rx))
+        .await?
+        .into_inner();
+    tracing::info!(xds = %settings.xds, "ADS stream open");
+    while let Some(resp) = stream.message().await? {
+        *got_response = true;
+        for req in on_response(proxy, store, &mut subs, resp) {
+            tx.send(req).await.map_err(|_| SessionError::Closed)?;
+        }
+    }
+    Ok(())
+}
+
+/// Applies one response; returns the ACK or NACK and any subscription changes it causes.
+fn on_response(
+    proxy: &Proxy,
+    store: &mut Store,
+    subs: &mut BTreeMap<&'static str, Subscription>,
+    resp: DiscoveryResponse,
+) -> Vec<DiscoveryRequest> {
+    let Some(type_url) = [CDS, LDS, RDS, EDS]
+        .into_iter()
+        .find(|t| *t == resp.type_url)
+    else {
+        tracing::warn!(type_url = %resp.type_url, "ignoring a response of a type never asked for");
+        return Vec::new();
+    };
+    let stats = update_stats(proxy, type_url);
+    let result = store.apply(type_url, &resp.version_info, &resp.resources);
+    let sub = subs.entry(type_url).or_default();
+    sub.nonce = resp.nonce.clone();
+    let version = |store: &Store, type_url: &str| match type_url {
+        CDS => store.versions.cds.clone(),
+        LDS => store.versions.lds.clone(),
+        RDS => store.versions.rds.clone(),
+        _ => store.versions.eds.clone(),
+    };
+    let mut out = Vec::new();
+    match result {
+        Ok(()) => {
+            inc(&stats.update_success);
+            tracing::info!(type_url, version = %resp.version_info, resources = resp.resources.len(), "applied");
+            proxy.publish(store.snapshot(&proxy.snapshot.load()));
+            out.push(request(
+                type_url,
+                &version(store, type_url),
+                &sub.nonce,
+                &sub.names,
+                None,
+            ));
+        }
+        Err(errors) => {
+            inc(&stats.update_rejected);
+            let message = errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ");
+            tracing::warn!(type_url, version = %resp.version_info, %message, "rejected (NACK)");
+            let status = Status {
+                code: INVALID_ARGUMENT,
+                message,
+                details: Vec::new(),
+            };
+            out.push(request(
+                type_url,
+                &version(store, type_url),
+                &sub.nonce,
+                &sub.names,
+                Some(status),
+            ));
+        }
+    }
+    // New clusters or listeners may reference other endpoints or route configurations.
+    for (dep, names) in [(EDS, store.eds_names()), (RDS, store.rds_names())] {
+        if !matches!((type_url, dep), (CDS, EDS) | (LDS, RDS)) {
+            continue;
+        }
+        let sub = subs.entry(dep).or_default();
+        if sub.names != names {
+            sub.names = names;
+            out.push(request(
+                dep,
+                &version(store, dep),
+                &sub.nonce,
+                &sub.names,
+                None,
+            ));
+        }
+    }
+    out
+}
+
+fn update_stats<'a>(proxy: &'a Proxy, type_url: &str) -> &'a UpdateStats {
+    match type_url {
+        CDS => &proxy.stats.cds,
+        LDS => &proxy.stats.lds,
+        RDS => &proxy.stats.rds,
+        _ => &proxy.stats.eds,
+    }
+}
+
+fn request(
+    type_url: &str,
+    version: &str,
+    nonce: &str,
+    names: &BTreeSet<String>,
+    error: Option<Status>,
+) -> DiscoveryRequest {
+    DiscoveryRequest {
+        version_info: version.to_string(),
+        resource_names: names.iter().cloned().collect(),
+        type_url: type_url.to_string(),
+        response_nonce: nonce.to_string(),
+        error_detail: error,
+        ..Default::default()
+    }
+}
+
+fn node(s: &Settings) -> Node {
+    Node {
+        id: s.node_id.clone(),
+        cluster: s.node_cluster.clone(),
+        metadata: Some(to_struct(&s.metadata)),
+        user_agent_name: "weft-proxy".into(),
+        ..Default::default()
+    }
+}
+
+fn to_struct(map: &serde_json::Map<String, serde_json::Value>) -> Struct {
+    Struct {
+        fields: map.iter().map(|(k, v)| (k.clone(), to_value(v))).collect(),
+    }
+}
+
+fn to_value(v: &serde_json::Value) -> Value {
+    use serde_json::Value as J;
+    let kind = match v {
+        J::Null => Kind::NullValue(0),
+        J::Bool(b) => Kind::BoolValue(*b),
+        J::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or_default()),
+        J::String(s) => Kind::StringValue(s.clone()),
+        J::Array(a) => Kind::ListValue(ListValue {
+            values: a.iter().map(to_value).collect(),
+        }),
+        J::Object(o) => Kind::StructValue(to_struct(o)),
+    };
+    Value { kind: Some(kind) }
+}

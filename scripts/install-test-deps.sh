@@ -23,6 +23,18 @@ print(pathlib.Path(envoy.__file__).parent / "_bin" / "envoy")
 PY
 }
 
+# promtool (Debian's prometheus package) checks weft-proxy's /stats/prometheus output.
+if ! command -v promtool >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    echo "installing promtool (Debian package prometheus)" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus >/dev/null \
+      || { apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus >/dev/null; }
+  else
+    echo "note: promtool missing; install Debian's prometheus package (needs root)" >&2
+  fi
+fi
+command -v promtool >/dev/null 2>&1 && echo "promtool: $(command -v promtool)"
+
 if [ -n "${WEFT_ENVOY:-}" ] && has_envoy "$WEFT_ENVOY"; then
   echo "envoy ${ENVOY_VERSION}: $WEFT_ENVOY (WEFT_ENVOY)"
   exit 0

@@ -57,6 +57,8 @@ enum Command {
     /// Show a proxy's listeners, routes, clusters or endpoints, like `istioctl proxy-config`.
     #[command(visible_alias = "pc")]
     ProxyConfig(cmd::proxy_config::Args),
+    /// Run Bookinfo on this machine: weftd, an ingress gateway and every workload with its sidecar.
+    Demo(cmd::demo::Args),
 }
 
 fn main() -> ExitCode {
@@ -85,6 +87,7 @@ fn main() -> ExitCode {
         Command::Bootstrap(a) => cmd::bootstrap::run(a, &ctx, &mut out, &mut err),
         Command::ProxyStatus(a) => cmd::proxy_status::run(a, &ctx, &mut out, &mut err),
         Command::ProxyConfig(a) => cmd::proxy_config::run(a, &ctx, &mut out, &mut err),
+        Command::Demo(a) => cmd::demo::run(a, &ctx, &mut out, &mut err),
     };
     let code = match result {
         Ok(code) => code,

@@ -119,6 +119,9 @@ pub struct StaticEndpoint {
     pub address: Address,
 }
 
+/// `--drain-time-s` when not given.
+pub const DEFAULT_DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// What weft-proxy takes from the bootstrap.
 #[derive(Debug)]
 pub struct Settings {
@@ -128,8 +131,11 @@ pub struct Settings {
     pub admin: Option<SocketAddr>,
     /// `host:port` of the ADS server (the first endpoint of the ADS cluster).
     pub xds: String,
-    /// `DELTA_GRPC` asked for; weft-proxy speaks state-of-the-world for now.
+    /// `DELTA_GRPC`: the incremental ADS client ([`crate::xds::delta`]); else
+    /// state-of-the-world.
     pub delta: bool,
+    /// How long `/drain` lets open connections finish (`--drain-time-s`, default 5 s).
+    pub drain_time: std::time::Duration,
 }
 
 impl Bootstrap {
@@ -219,6 +225,7 @@ impl Bootstrap {
             admin,
             xds,
             delta,
+            drain_time: DEFAULT_DRAIN_TIME,
         })
     }
 }

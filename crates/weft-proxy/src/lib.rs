@@ -11,49 +11,151 @@
 //! previous version stays in force. Nothing is silently ignored except the fields listed
 //! under "accepted but not applied yet".
 //!
-//! - **xDS**: ADS, state-of-the-world (`GRPC`). CDS and LDS wildcard, EDS and RDS by the
-//!   names clusters and listeners reference. `DELTA_GRPC` in the bootstrap falls back to
-//!   state-of-the-world (logged).
-//! - **Listener**: TCP `socket_address` with an IP; exactly one filter chain without
-//!   `filter_chain_match` or `transport_socket`; exactly one network filter:
+//! - **xDS**: ADS, state-of-the-world (`GRPC`) or incremental (`DELTA_GRPC`, the
+//!   bootstrap's `ads_config.api_type` chooses). CDS and LDS wildcard, EDS, RDS and SDS
+//!   (`Secret`, state-of-the-world) by the names clusters and listeners reference; delta subscribes and unsubscribes those names
+//!   as they change, applies `removed_resources`, ACKs or NACKs (with `error_detail`) each
+//!   response as a whole, and resumes with `initial_resource_versions` after a reconnect.
+//! - **Admin**: `/ready`, `/server_info`, `/config_dump`, `/clusters`, `/stats`; `POST
+//!   /drain` closes every listener, lets open connections finish (keep-alive ones close after
+//!   their response) for at most `--drain-time-s` (default 5), then exits 0; `POST
+//!   /quitquitquit` exits at once.
+//! - **Listener**: TCP `socket_address` with an IP; listener filters `tls_inspector`
+//!   (SNI and ALPN from the ClientHello) and `http_inspector` (HTTP/1.1 or h2c); one or
+//!   more filter chains, chosen per connection in Envoy's order by `filter_chain_match`
+//!   `destination_port`, `server_names` (exact, then `*.suffix`), `transport_protocol`
+//!   (`tls`/`raw_buffer`), `application_protocols`; a connection no chain matches is
+//!   closed. Each chain has exactly one network filter:
 //!   - `http_connection_manager` with `rds` (over ADS) or inline `route_config`; HTTP
-//!     filters: the router last, before it only `fault` and `cors` with empty config (they
-//!     act only through per-route config, which is NACKed); codec AUTO or HTTP1;
-//!     `use_remote_address`, `generate_request_id`, `normalize_path` accepted.
+//!     filters: the router last, before it only `fault` and `cors` with empty config
+//!     (they act through per-route config); codec AUTO (HTTP/1.1, or HTTP/2 on the h2c preface), HTTP1 or HTTP2; HTTP/1.1 upgrades
+//!     are kept on the connection; `use_remote_address`, `generate_request_id`,
+//!     `normalize_path` accepted.
 //!   - `tcp_proxy` to a `cluster` or `weighted_clusters`.
-//!   - Not supported: `listener_filters`, `use_original_dst`, `bind_to_port: false`
-//!     (transparent capture), TLS.
+//!   - Not supported: other listener filters, `filter_chain_match` on addresses or
+//!     source, `use_original_dst`, `bind_to_port: false` (transparent capture).
+//!   - TLS termination: a chain's `transport_socket` `envoy.transport_sockets.tls` with a
+//!     `DownstreamTlsContext`, applied after the chain is chosen (by SNI): see **TLS**.
 //! - **RouteConfiguration**: virtual hosts by domain (exact `host`/`host:port`, `*.suffix`,
 //!   `prefix.*`, `*`); routes matching `prefix`, `path`, `safe_regex` (with
 //!   `case_sensitive`), headers (`present_match`, `exact`/`prefix`/`suffix`/`contains`/
-//!   `safe_regex`, `string_match`, `invert_match`), query parameters (`string_match`,
-//!   `present_match`); actions `route` (`cluster`, `weighted_clusters` picked at random by
-//!   weight, `timeout` with Envoy's 15s default and `0s` = none), `direct_response`
-//!   (inline body), `redirect` (scheme, host, port, path, response code);
-//!   `include_request_attempt_count`; `decorator` and `metadata` accepted (tracing only).
-//!   NACKed: `hash_policy`, `request_mirror_policies`, rewrites, header edits,
-//!   `typed_per_filter_config` (fault, CORS), virtual-host level policies.
-//! - **Cluster**: `STATIC`, `STRICT_DNS` (resolved at connect time), `EDS`; `ORIGINAL_DST`
-//!   is accepted with no hosts (requests to it get 503 UH) so Istio's passthrough clusters
-//!   do not reject every CDS update. `lb_policy` `ROUND_ROBIN` (weighted), `LEAST_REQUEST`
-//!   (power of two choices by requests in flight), `RANDOM`. `connect_timeout`.
-//!   Upstream HTTP/1.1 only. NACKed: `RING_HASH`, `MAGLEV`, `LOGICAL_DNS`,
-//!   `outlier_detection`, TLS `transport_socket`, HTTP/2 protocol options.
+//!   `safe_regex`, `string_match`, `invert_match`, `treat_missing_header_as_empty`; the
+//!   pseudo-headers `:method`, `:authority`, `:path`, `:scheme`), query parameters
+//!   (`string_match`, `present_match`).
+//!   - actions: `route` (`cluster`; `weighted_clusters` picked at random by weight, each
+//!     with its own header edits and `host_rewrite_literal`; `timeout` over all tries with
+//!     Envoy's 15s default and `0s` = none, then 504 `upstream request timeout` UT;
+//!     `prefix_rewrite`, `regex_rewrite` (RE2 `\N` substitutions), `host_rewrite_literal`,
+//!     the original path in `x-envoy-original-path`), `direct_response` (inline body),
+//!     `redirect` (`scheme_redirect`/`https_redirect`, `host_redirect`, `port_redirect`,
+//!     `path_redirect`, `prefix_rewrite`, `regex_rewrite`, `strip_query`, 301/302/303/307/
+//!     308; the request's port kept or dropped as Envoy's router does).
+//!   - header edits (`request_headers_to_add` with every `append_action` and the deprecated
+//!     `append`, `keep_empty_value`, `request_headers_to_remove`, `response_headers_*`) at
+//!     weighted-cluster, route, virtual-host and configuration level, removals first, most
+//!     specific level first unless `most_specific_header_mutations_wins`; values may use
+//!     `%%`, `%DOWNSTREAM_REMOTE_ADDRESS%`, `%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%`,
+//!     `%REQ(name)%` (other commands are NACKed). Route response edits also apply to the
+//!     router's local replies, direct responses and redirects.
+//!   - `retry_policy` (route, else virtual host): `retry_on` `5xx`, `gateway-error`,
+//!     `reset`, `connect-failure`, `retriable-4xx`, `refused-stream`,
+//!     `retriable-status-codes`, and the gRPC `cancelled`, `deadline-exceeded`,
+//!     `resource-exhausted`, `unavailable`, `internal` (from a trailers-only
+//!     `grpc-status`); `num_retries` (default 1), `per_try_timeout` (a timed-out try is
+//!     retried under `5xx`/`gateway-error`/`reset`, the last one ends in 504 UT),
+//!     `retriable_status_codes`, `retry_back_off` (Envoy's jittered exponential back-off,
+//!     25ms base), `host_selection_retry_max_attempts`; the cluster's `max_retries`
+//!     circuit breaker is honoured. Request bodies up to 64 KiB are kept for replays and
+//!     mirrors; a larger body is streamed once and not retried, nor is a gRPC call over
+//!     HTTP/2 (never held back, it may be a stream). `x-envoy-attempt-count` on upstream
+//!     requests (`include_request_attempt_count`) and responses
+//!     (`include_attempt_count_in_response`).
+//!   - `request_mirror_policies` (route and virtual host): `cluster`, `runtime_fraction`
+//!     default value, `disable_shadow_host_suffix_append`; the copy's Host gets `-shadow`,
+//!     its answer is discarded; `trace_sampled` accepted.
+//!   - `hash_policy`: `header`, `cookie` (a missing cookie with a `ttl` is generated from
+//!     the client address and sent in `Set-Cookie`, as Envoy does), `connection_properties.
+//!     source_ip`, `query_parameter`, `terminal`; xxHash64, combined like Envoy; the hash
+//!     goes to RING_HASH / MAGLEV clusters (`Upstream::send`, [`http::LbContext`]).
+//!   - `typed_per_filter_config` (route, virtual host, configuration; the most specific
+//!     wins, CORS fields fall back field by field), also inside `FilterConfig`:
+//!     `envoy.filters.http.fault` `HTTPFault` (`delay` fixed or `header_delay`, `abort`
+//!     `http_status`/`grpc_status`/`header_abort`, percentages, `headers`,
+//!     `max_active_faults`; runtime keys name overrides weft-proxy has none of) answering
+//!     `fault filter abort` with flag FI; `envoy.filters.http.cors` `CorsPolicy`
+//!     (`allow_origin_string_match`, methods, headers, expose, `max_age`,
+//!     `allow_credentials`, `allow_private_network_access`, `filter_enabled`,
+//!     `forward_not_matching_preflights`): preflights answered by the proxy, actual
+//!     requests annotated. The filters run in Envoy's sidecar order fault, CORS, router
+//!     whether or not the connection manager lists them.
+//!   - `include_request_attempt_count`, `stat_prefix`; `decorator` and `metadata`
+//!     accepted (tracing only). NACKed: `cluster_header`, `metadata_match`, other rewrites
+//!     (`path_rewrite_policy`, `auto_host_rewrite`, ...), `hedge_policy`, rate limits,
+//!     retry `retriable_headers`, non-previous-hosts host predicates, `require_tls`,
+//!     `virtual_clusters`, hash `filter_state`, other per-filter configs.
+//! - **Cluster**: `STATIC`; `STRICT_DNS` and `LOGICAL_DNS` (each endpoint name resolved
+//!   when a connection is opened, so every connection sees fresh DNS; `dns_refresh_rate`
+//!   kept, `respect_dns_ttl` accepted); `EDS`; `ORIGINAL_DST` with
+//!   `original_dst_lb_config.use_http_header` (host from `x-envoy-original-dst-host`),
+//!   otherwise 503 UH: explicit mode has no original destination, transparent mode will use
+//!   SO_ORIGINAL_DST once listeners pass it down. `lb_policy` `ROUND_ROBIN` (weighted),
+//!   `LEAST_REQUEST` (power of `choice_count` choices by requests in flight, counted until
+//!   the response body ends), `RANDOM`, `RING_HASH` (xxHash64 ring, `minimum_ring_size`/
+//!   `maximum_ring_size`, XX_HASH only) and `MAGLEV` (`table_size`, prime, default 65537),
+//!   both fed by the route's request hash and random without one (an ejected host is
+//!   skipped by deterministic rehashing, not by rebuilding the ring).
+//!   `common_lb_config.healthy_panic_threshold` (default 50%: below it every host is used).
+//!   `circuit_breakers` DEFAULT thresholds `max_connections`, `max_pending_requests`,
+//!   `max_requests` (in flight until the body ends), `max_retries` (`Upstream::retry_permit`);
+//!   over a limit: 503 UO, `upstream_rq_pending_overflow`. `outlier_detection`
+//!   `consecutive_5xx`, `consecutive_gateway_failure` with their `enforcing_*`, `interval`,
+//!   `base_ejection_time` x ejections capped by `max_ejection_time`, `max_ejection_percent`;
+//!   success-rate and failure-percentage detection accepted, not applied;
+//!   `split_external_local_origin_errors` NACKed. `typed_extension_protocol_options`
+//!   `HttpProtocolOptions`: explicit HTTP/1.1 or HTTP/2 (h2c, one multiplexed connection per
+//!   host), `use_downstream_protocol_config` (the request's version), `auto_config` (HTTP/1.1
+//!   in cleartext), `common_http_protocol_options.idle_timeout` (default 1h) and
+//!   `max_requests_per_connection`. `connect_timeout`; `upstream_connection_options` and
+//!   `upstream_bind_config` accepted. `transport_socket` `envoy.transport_sockets.tls` with
+//!   an `UpstreamTlsContext` (HTTP pools and the TCP proxy originate TLS; see **TLS**).
+//!   NACKed: `transport_socket_matches`, per-host thresholds, retry budgets.
+//! - **TLS** (rustls, ring): certificates and CAs by SDS over ADS only
+//!   (`tls_certificate_sds_secret_configs`, `validation_context_sds_secret_config`,
+//!   `combined_validation_context` = inline `default_validation_context` + SDS CA), or a
+//!   CA inline in `validation_context.trusted_ca`. `Secret` resources: `tls_certificate`
+//!   (`certificate_chain`, `private_key`) and `validation_context` (`trusted_ca`), each an
+//!   `inline_bytes`, `inline_string` or `filename` (read when the secret arrives).
+//!   Upstream: `sni` (none when empty), one client certificate (MUTUAL), `alpn_protocols`;
+//!   verified as Envoy does — the chain against the trusted CA, names only against
+//!   `match_typed_subject_alt_names` (DNS, exact; wildcard certificates match), never
+//!   against the SNI; no validation context = not verified. Downstream: the first
+//!   certificate serves every connection, `require_client_certificate` with a validation
+//!   context (MUTUAL; without `require`, OPTIONAL_MUTUAL: a sent certificate must verify),
+//!   `alpn_protocols` (h2 negotiated → HTTP/2). Like Envoy's warming, a resource whose
+//!   secrets have not arrived is in force but waits: its cluster's connections fail (503
+//!   UF) and its TLS chains close connections before the handshake, until they come;
+//!   `initial_fetch_timeout` accepted. NACKed: other SAN types and matchers, client SAN
+//!   matchers, `tls_params`, inline `tls_certificates`, certificate providers, session
+//!   options, `auto_host_sni`/`auto_sni_san_validation`, secrets not over ADS.
 //! - **ClusterLoadAssignment**: endpoints with IP or name, `health_status` (UNHEALTHY,
 //!   DRAINING, TIMEOUT are never picked), `load_balancing_weight`; localities flattened;
 //!   priorities other than 0 NACKed.
 //!
 //! # Accepted but not applied yet
 //!
-//! `RouteAction.retry_policy` and `max_stream_duration` (Istio sets a default retry policy
-//! on every route), `Cluster.circuit_breakers` (Istio sets unlimited thresholds),
-//! `dns_lookup_family`, locality weights.
+//! `RouteAction.max_stream_duration`; the `previous_hosts` retry host predicate (a retry
+//! goes through the cluster's balancer again, which for round robin is the next host);
+//! `retry_priority` `previous_priorities` (every endpoint is in priority 0);
+//! `CorsPolicy.shadow_enabled` (stats only); `Cluster.dns_lookup_family`, locality weights.
 //!
 //! # Data path
 //!
 //! HTTP/1.1 downstream with keep-alive; absolute-form requests (HTTP proxy clients) are
 //! routed by their authority, origin-form ones by `Host`. Local replies carry Envoy's
-//! statuses: 404 (NR), 503 `no healthy upstream` (UH), 503 (NC, UF), 504 (UT).
+//! statuses: 404 (NR), 503 `no healthy upstream` (UH), 503 (NC, UF, UC, UO), 504 (UT),
+//! fault aborts (FI). A request with a gRPC content type gets every local reply (direct
+//! responses included) as a trailers-only gRPC response: HTTP 200, `grpc-status` (the
+//! fault's, or Envoy's mapping of the HTTP status) and `grpc-message`.
 //! `x-request-id` is generated when absent, `x-envoy-upstream-service-time` added to
 //! responses. Each request reads one config snapshot (`ArcSwap`); an update never changes
 //! a request in flight.
@@ -66,18 +168,42 @@ pub mod listener;
 pub mod model;
 pub mod state;
 pub mod stats;
+pub mod telemetry;
 pub mod xds;
 
 use std::sync::Arc;
 
-/// Runs the proxy: ADS client, listener manager and admin endpoint.
+/// Runs the proxy: ADS client, listener manager and admin endpoint, with the default
+/// telemetry (stats port 15090 unless the node metadata says otherwise, text access log).
 pub async fn run(settings: bootstrap::Settings) -> std::io::Result<()> {
+    let options = telemetry::Options {
+        access_log: true,
+        ..Default::default()
+    };
+    run_with(settings, options).await
+}
+
+/// [`run`] with telemetry options from the command line.
+pub async fn run_with(
+    settings: bootstrap::Settings,
+    telemetry_options: telemetry::Options,
+) -> std::io::Result<()> {
     let proxy = state::Proxy::new();
+    proxy.telemetry.start(&settings, &telemetry_options);
+    let stats_port = telemetry::stats_port(&settings.metadata, telemetry_options.stats_port);
+    tokio::spawn(telemetry::server::serve(
+        proxy.telemetry.clone(),
+        stats_port,
+    ));
     let settings = Arc::new(settings);
-    tokio::spawn(xds::client::run(proxy.clone(), settings.clone()));
+    if settings.delta {
+        tokio::spawn(xds::delta::run(proxy.clone(), settings.clone()));
+    } else {
+        tokio::spawn(xds::client::run(proxy.clone(), settings.clone()));
+    }
     tokio::spawn(listener::run(proxy.clone()));
     match settings.admin {
-        Some(addr) => admin::serve(proxy, addr).await,
+        Some(addr) => admin::serve(proxy, addr, settings.drain_time).await,
         None => {
             std::future::pending::<()>().await;
             Ok(())

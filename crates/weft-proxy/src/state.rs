@@ -17,6 +17,7 @@ pub struct Versions {
     pub cds: String,
     pub rds: String,
     pub eds: String,
+    pub sds: String,
 }
 
 /// Everything in force at one moment.
@@ -28,6 +29,9 @@ pub struct Snapshot {
     pub versions: Versions,
     /// True once an LDS response has been applied: `/ready` answers 200 from then on.
     pub lds_applied: bool,
+    /// TLS termination of every filter chain with a `DownstreamTlsContext`, built with
+    /// the secrets in force; a chain finds its own by its context.
+    pub tls_servers: Vec<Arc<crate::listener::tls::Termination>>,
 }
 
 /// Shared by the xDS client (writer), the listeners and the admin endpoint (readers).
@@ -37,6 +41,10 @@ pub struct Proxy {
     /// Bumped after each swap so that the listener manager re-reads the listeners.
     pub changed: watch::Sender<u64>,
     pub stats: Stats,
+    /// Set by the admin `/drain`; listeners and connections watch it.
+    pub drain: crate::admin::drain::Drain,
+    /// Istio's metrics and the access log.
+    pub telemetry: Arc<crate::telemetry::Telemetry>,
 }
 
 impl Proxy {
@@ -45,6 +53,8 @@ impl Proxy {
             snapshot: ArcSwap::from_pointee(Snapshot::default()),
             changed: watch::channel(0).0,
             stats: Stats::default(),
+            drain: Default::default(),
+            telemetry: Arc::default(),
         })
     }
 

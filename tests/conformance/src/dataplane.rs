@@ -1,4 +1,4 @@
-//! The data plane under test, behind a trait: Envoy today, weft-proxy later.
+//! The data plane under test, behind a trait: real Envoy or weft-proxy.
 
 use reqwest::blocking::Client;
 use std::net::{SocketAddr, TcpStream};
@@ -97,6 +97,29 @@ pub trait RunningProxy {
     fn log(&self) -> String;
 }
 
+/// Runs `weft bootstrap envoy` for `args` and writes the bootstrap into the work dir.
+fn write_bootstrap(args: &BootstrapArgs) -> Result<PathBuf, String> {
+    let out = Command::new(binary("weft"))
+        .args(args.cli_args())
+        .env("WEFT_SERVER", &args.server)
+        .env("WEFT_DATA_DIR", &args.data_dir)
+        .env_remove("WEFT_TOKEN")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("run weft bootstrap envoy: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "weft {} failed: {}",
+            args.cli_args().join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    std::fs::create_dir_all(&args.work_dir).map_err(|e| e.to_string())?;
+    let config = args.work_dir.join("bootstrap.yaml");
+    std::fs::write(&config, &out.stdout).map_err(|e| e.to_string())?;
+    Ok(config)
+}
+
 /// Real Envoy, configured by `weft bootstrap envoy`.
 pub struct EnvoyDataPlane {
     envoy: PathBuf,
@@ -119,38 +142,82 @@ impl DataPlane for EnvoyDataPlane {
     }
 
     fn start(&self, args: &BootstrapArgs) -> Result<Box<dyn RunningProxy>, String> {
-        let out = Command::new(binary("weft"))
-            .args(args.cli_args())
-            .env("WEFT_SERVER", &args.server)
-            .env("WEFT_DATA_DIR", &args.data_dir)
-            .env_remove("WEFT_TOKEN")
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| format!("run weft bootstrap envoy: {e}"))?;
-        if !out.status.success() {
-            return Err(format!(
-                "weft {} failed: {}",
-                args.cli_args().join(" "),
-                String::from_utf8_lossy(&out.stderr)
-            ));
-        }
-        std::fs::create_dir_all(&args.work_dir).map_err(|e| e.to_string())?;
-        let config = args.work_dir.join("bootstrap.yaml");
-        std::fs::write(&config, &out.stdout).map_err(|e| e.to_string())?;
-        let log_path = args.work_dir.join("envoy.log");
-        let log = std::fs::File::create(&log_path).map_err(|e| e.to_string())?;
-        let child = Command::new(&self.envoy)
+        let config = write_bootstrap(args)?;
+        let mut command = Command::new(&self.envoy);
+        command
             .arg("-c")
             .arg(&config)
             // Several Envoys share the host; hot restart would make them fight over one
             // shared-memory region.
-            .args(["--disable-hot-restart", "-l", "warning"])
+            .args(["--disable-hot-restart", "-l", "warning"]);
+        ProxyProcess::spawn("envoy", command, args)
+    }
+}
+
+/// weft-proxy from the workspace's target dir, with the same bootstrap Envoy gets.
+pub struct WeftDataPlane {
+    proxy: PathBuf,
+}
+
+impl WeftDataPlane {
+    /// `target/<profile>/weft-proxy`; panics (as every end-to-end test does) when it is not
+    /// built.
+    pub fn new() -> WeftDataPlane {
+        WeftDataPlane {
+            proxy: binary("weft-proxy"),
+        }
+    }
+}
+
+impl Default for WeftDataPlane {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl DataPlane for WeftDataPlane {
+    fn name(&self) -> &str {
+        "weft"
+    }
+
+    fn start(&self, args: &BootstrapArgs) -> Result<Box<dyn RunningProxy>, String> {
+        let config = write_bootstrap(args)?;
+        let mut command = Command::new(&self.proxy);
+        command.arg("--bootstrap").arg(&config).env(
+            "RUST_LOG",
+            std::env::var("WEFT_PROXY_LOG").unwrap_or_else(|_| "warn".into()),
+        );
+        ProxyProcess::spawn("weft-proxy", command, args)
+    }
+}
+
+/// A data plane process whose stderr goes to `<work_dir>/<program>.log`; killed on drop.
+struct ProxyProcess {
+    program: &'static str,
+    child: Child,
+    admin: SocketAddr,
+    log_path: PathBuf,
+    http: Client,
+}
+
+impl ProxyProcess {
+    /// Starts `command` and waits for its admin endpoint (`/server_info`, which both Envoy
+    /// and weft-proxy answer from the moment they start).
+    fn spawn(
+        program: &'static str,
+        mut command: Command,
+        args: &BootstrapArgs,
+    ) -> Result<Box<dyn RunningProxy>, String> {
+        let log_path = args.work_dir.join(format!("{program}.log"));
+        let log = std::fs::File::create(&log_path).map_err(|e| e.to_string())?;
+        let child = command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
-            .map_err(|e| format!("start {}: {e}", self.envoy.display()))?;
-        let mut proxy = EnvoyProxy {
+            .map_err(|e| format!("start {program}: {e}"))?;
+        let mut proxy = ProxyProcess {
+            program,
             child,
             admin: ([127, 0, 0, 1], args.admin_port).into(),
             log_path,
@@ -163,21 +230,13 @@ impl DataPlane for EnvoyDataPlane {
         proxy.wait_admin()?;
         Ok(Box::new(proxy))
     }
-}
 
-struct EnvoyProxy {
-    child: Child,
-    admin: SocketAddr,
-    log_path: PathBuf,
-    http: Client,
-}
-
-impl EnvoyProxy {
     fn wait_admin(&mut self) -> Result<(), String> {
+        let program = self.program;
         let deadline = Instant::now() + ADMIN_TIMEOUT;
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
-                return Err(format!("envoy exited with {status}\n{}", self.log()));
+                return Err(format!("{program} exited with {status}\n{}", self.log()));
             }
             let url = format!("http://{}/server_info", self.admin);
             if self
@@ -190,7 +249,7 @@ impl EnvoyProxy {
             }
             if Instant::now() > deadline {
                 return Err(format!(
-                    "envoy admin not up in {ADMIN_TIMEOUT:?}\n{}",
+                    "{program} admin not up in {ADMIN_TIMEOUT:?}\n{}",
                     self.log()
                 ));
             }
@@ -199,7 +258,7 @@ impl EnvoyProxy {
     }
 }
 
-impl RunningProxy for EnvoyProxy {
+impl RunningProxy for ProxyProcess {
     fn admin(&self) -> SocketAddr {
         self.admin
     }
@@ -211,7 +270,7 @@ impl RunningProxy for EnvoyProxy {
             .query(&[("filter", filter)])
             .send()
             .and_then(|r| r.text())
-            .map_err(|e| format!("envoy /stats: {e}"))?;
+            .map_err(|e| format!("{} /stats: {e}", self.program))?;
         Ok(sum_counters(&text))
     }
 
@@ -220,7 +279,7 @@ impl RunningProxy for EnvoyProxy {
     }
 }
 
-impl Drop for EnvoyProxy {
+impl Drop for ProxyProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

@@ -37,6 +37,9 @@ impl Outcome {
 #[derive(Debug, Default)]
 pub struct Report {
     pub outcomes: Vec<Outcome>,
+    /// Where a pending scenario's marker lives (`WEFT_PENDING`), named when it passes;
+    /// None for the tables' own `pending`.
+    pub pending_list: Option<&'static str>,
 }
 
 impl Report {
@@ -67,8 +70,9 @@ impl Report {
                     format!("PENDING  {} ({reason}); fails with: {why}", o.name)
                 }
                 (None, Some(reason)) => format!(
-                    "FAIL     {}: passes now, remove pending (\"{reason}\")",
-                    o.name
+                    "FAIL     {}: passes now, remove it from {} (\"{reason}\")",
+                    o.name,
+                    self.pending_list.unwrap_or("pending")
                 ),
             };
             out.push_str(&format!("{line}  [{:.1}s]\n", o.elapsed.as_secs_f64()));
@@ -85,7 +89,16 @@ impl Report {
 
 /// Runs every scenario in order on `mesh`, printing each outcome as it ends.
 pub fn run(mesh: &Mesh, scenarios: &[Scenario]) -> Report {
-    let mut report = Report::default();
+    run_with(mesh, scenarios, None)
+}
+
+/// [`run`] for scenarios whose `pending` markers come from `pending_list` (a data plane's
+/// expected failures, see [`crate::pending`]), named when one of them passes.
+pub fn run_with(mesh: &Mesh, scenarios: &[Scenario], pending_list: Option<&'static str>) -> Report {
+    let mut report = Report {
+        outcomes: Vec::new(),
+        pending_list,
+    };
     // `WEFT_CONFORMANCE_ONLY=text`: run only the scenarios whose name contains it, to
     // iterate on one feature quickly.
     let only = std::env::var("WEFT_CONFORMANCE_ONLY").unwrap_or_default();
@@ -100,6 +113,7 @@ pub fn run(mesh: &Mesh, scenarios: &[Scenario]) -> Report {
         };
         let single = Report {
             outcomes: vec![outcome],
+            pending_list,
         };
         let text = single.render("");
         eprint!(
@@ -369,7 +383,8 @@ mod tests {
 
     #[test]
     fn pending_is_counted_apart_and_must_be_removed_once_passing() {
-        let report = Report {
+        let mut report = Report {
+            pending_list: None,
             outcomes: vec![
                 outcome(None, None),
                 outcome(None, Some("boom")),
@@ -382,7 +397,11 @@ mod tests {
             (1, 2, 1)
         );
         let text = report.render("envoy");
-        assert!(text.contains("passes now, remove pending"));
+        assert!(text.contains("passes now, remove it from pending"));
         assert!(text.ends_with("conformance (envoy): 1 passed, 2 failed, 1 pending\n"));
+        report.pending_list = Some("WEFT_PENDING");
+        assert!(report
+            .render("weft")
+            .contains("passes now, remove it from WEFT_PENDING"));
     }
 }

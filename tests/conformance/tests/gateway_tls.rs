@@ -1,5 +1,5 @@
 //! HTTPS at the ingress gateway with certificates from Kubernetes Secrets (`credentialName`),
-//! on real Envoy: SIMPLE serves the Secret's certificate; MUTUAL also demands a client
+//! on both data planes (real Envoy and weft-proxy, one test each, same body): SIMPLE serves the Secret's certificate; MUTUAL also demands a client
 //! certificate signed by the CA in the `<name>-cacert` Secret.
 //!
 //! Run: `cargo build --workspace --bins && cargo test -p weft-conformance --test gateway_tls -- --nocapture`.
@@ -10,7 +10,9 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 use weft_conformance::certs::Certs;
 use weft_conformance::control::ControlPlane;
-use weft_conformance::dataplane::{BootstrapArgs, DataPlane, EnvoyDataPlane, ProxyType};
+use weft_conformance::dataplane::{
+    BootstrapArgs, DataPlane, EnvoyDataPlane, ProxyType, WeftDataPlane,
+};
 use weft_conformance::echo::EchoServer;
 use weft_testkit::{free_port, run_weft};
 
@@ -197,10 +199,19 @@ fn served(ca: &Path, port: u16, client: Option<&(PathBuf, PathBuf)>) -> Result<V
 }
 
 #[test]
-fn gateway_serves_https_with_credential_name_secrets() {
+fn envoy_gateway_serves_https_with_credential_name_secrets() {
     let Ok(envoy) = EnvoyDataPlane::find() else {
         return; // find() said SKIP, or panicked under WEFT_REQUIRE_ENVOY=1.
     };
+    gateway_serves_https_with_credential_name_secrets(&envoy);
+}
+
+#[test]
+fn weft_gateway_serves_https_with_credential_name_secrets() {
+    gateway_serves_https_with_credential_name_secrets(&WeftDataPlane::new());
+}
+
+fn gateway_serves_https_with_credential_name_secrets(data_plane: &dyn DataPlane) {
     let control = ControlPlane::start().unwrap();
     let dir = control.scratch().join("certs");
     let certs = Certs::new_ca(&dir).unwrap();
@@ -240,7 +251,7 @@ fn gateway_serves_https_with_credential_name_secrets() {
     );
     assert!(!listed.stdout.contains("BEGIN"), "{}", listed.stdout);
 
-    let gateway = envoy
+    let gateway = data_plane
         .start(&BootstrapArgs {
             workload_group: "istio-ingressgateway".into(),
             namespace: "istio-system".into(),
@@ -258,8 +269,9 @@ fn gateway_serves_https_with_credential_name_secrets() {
         .unwrap();
     let report = |e: String| -> String {
         format!(
-            "{e}\n--- weftd\n{}\n--- envoy\n{}",
+            "{e}\n--- weftd\n{}\n--- {}\n{}",
             control.log(),
+            data_plane.name(),
             gateway.log()
         )
     };

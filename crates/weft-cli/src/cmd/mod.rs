@@ -4,6 +4,7 @@ pub mod analyze;
 pub mod apply;
 pub mod bootstrap;
 pub mod delete;
+pub mod demo;
 pub mod get;
 pub mod proxy_config;
 pub mod proxy_status;

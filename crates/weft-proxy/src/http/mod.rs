@@ -1,29 +1,36 @@
-//! The HTTP connection manager's data path: HTTP/1.1 downstream with keep-alive, route
-//! selection, and forwarding to a cluster's host with the body streamed both ways.
+//! The HTTP connection manager's data path: downstream connections, route selection, and
+//! the HTTP filters Envoy's sidecars run (fault, CORS, router) with per-route config.
 
+mod cors;
+mod fault;
+pub mod hash;
+mod headers;
 mod local_reply;
+mod mirror;
+mod retry;
+mod rewrite;
+mod router;
 pub mod routing;
 
-use crate::cluster::{self, ActiveRequest, UpstreamBody};
-use crate::model::{
-    Action, Forward, Listener, NetworkFilter, Redirect, RouteSource, WeightedCluster,
-};
+pub use hash::LbContext;
+
+use crate::cluster::UpstreamBody;
+use crate::model::{Action, Codec, HttpConnectionManager, RouteSource, WeightedCluster};
 use crate::state::Proxy;
 use crate::stats::inc;
 use bytes::Bytes;
-use http::header::{self, HeaderName, HeaderValue};
+use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
 use local_reply::{local_reply, ResponseFlag};
 use rand::Rng;
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
-use tokio::net::TcpStream;
 
 pub type ResponseBody = UpstreamBody;
 
@@ -38,18 +45,53 @@ const HOP_BY_HOP: &[&str] = &[
     "upgrade",
 ];
 
-/// Serves one downstream connection of listener `listener`.
-pub async fn serve_connection(proxy: Arc<Proxy>, listener: Arc<Listener>, stream: TcpStream) {
+/// Serves one downstream connection with connection manager `hcm`: HTTP/1.1 (upgrades
+/// included), or HTTP/2 when the codec allows it and the client opens with the HTTP/2
+/// preface (h2c prior knowledge, or `h2` negotiated over TLS).
+pub async fn serve_connection<S>(proxy: Arc<Proxy>, hcm: Arc<HttpConnectionManager>, stream: S)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    serve_connection_from(proxy, hcm, stream, None).await
+}
+
+/// [`serve_connection`] knowing the client's address (`peer`), which source-IP hashing,
+/// cookie generation and `%DOWNSTREAM_REMOTE_ADDRESS%` header values use.
+pub async fn serve_connection_from<S>(
+    proxy: Arc<Proxy>,
+    hcm: Arc<HttpConnectionManager>,
+    stream: S,
+    peer: Option<SocketAddr>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     inc(&proxy.stats.downstream_cx_total);
+    let drained = proxy.drain.started();
+    let codec = hcm.codec;
     let service = service_fn(move |req| {
         let proxy = proxy.clone();
-        let listener = listener.clone();
-        async move { Ok::<_, Infallible>(handle(&proxy, &listener, req).await) }
+        let hcm = hcm.clone();
+        async move { Ok::<_, Infallible>(handle(&proxy, &hcm, peer, req).await) }
     });
-    let conn = http1::Builder::new()
-        .keep_alive(true)
-        .serve_connection(TokioIo::new(stream), service);
-    if let Err(e) = conn.await {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    match codec {
+        Codec::Auto => {}
+        Codec::Http1 => builder = builder.http1_only(),
+        Codec::Http2 => builder = builder.http2_only(),
+    }
+    builder.http1().keep_alive(true);
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+    tokio::pin!(conn);
+    // On drain: finish the request in flight, answer it with `Connection: close` (HTTP/1)
+    // or GOAWAY (HTTP/2), then close.
+    let result = tokio::select! {
+        r = conn.as_mut() => r,
+        () = drained => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = result {
         tracing::debug!(error = %e, "downstream connection ended with an error");
     }
 }
@@ -57,24 +99,36 @@ pub async fn serve_connection(proxy: Arc<Proxy>, listener: Arc<Listener>, stream
 /// One request: loads the snapshot once and uses it to the end.
 async fn handle(
     proxy: &Proxy,
-    accepted_on: &Listener,
-    req: Request<Incoming>,
+    hcm: &HttpConnectionManager,
+    peer: Option<SocketAddr>,
+    mut req: Request<Incoming>,
 ) -> Response<ResponseBody> {
     inc(&proxy.stats.downstream_rq_total);
+    let grpc = local_reply::is_grpc(req.headers());
+    headers::connection_manager_request(&mut req, peer, proxy.telemetry.is_gateway());
+    let info =
+        crate::telemetry::StreamInfo::begin(&proxy.telemetry, &req, &hcm.stat_prefix, peer, grpc);
+    let mut resp = local_reply::finish(filter_chain(proxy, hcm, peer, req).await, grpc);
+    // Envoy's default server_header_transformation, OVERWRITE with its server name.
+    resp.headers_mut()
+        .insert(header::SERVER, HeaderValue::from_static("envoy"));
+    info.finish(&proxy.telemetry, resp)
+}
+
+/// Route selection, then the filters Envoy's sidecars run: fault, CORS, router.
+async fn filter_chain(
+    proxy: &Proxy,
+    hcm: &HttpConnectionManager,
+    peer: Option<SocketAddr>,
+    req: Request<Incoming>,
+) -> Response<ResponseBody> {
     let snapshot = proxy.snapshot.load_full();
-    // The listener as it is now; a connection outliving its listener keeps the old one.
-    let listener = snapshot
-        .listeners
-        .get(&accepted_on.name)
-        .map_or(accepted_on, |l| l.as_ref());
-    let NetworkFilter::Http(hcm) = &listener.filter else {
-        return local_reply(StatusCode::INTERNAL_SERVER_ERROR, ResponseFlag::NoRoute, "");
-    };
     let route_config = match &hcm.routes {
         RouteSource::Inline(rc) => Some(rc.clone()),
         RouteSource::Rds(name) => snapshot.routes.get(name).cloned(),
     };
-    // Absolute-form (HTTP proxy clients) carries the authority in the URI; origin-form in Host.
+    // Absolute-form (HTTP proxy clients) carries the authority in the URI; origin-form in
+    // Host; HTTP/2 in :authority (the URI).
     let authority = req
         .uri()
         .authority()
@@ -91,181 +145,104 @@ async fn handle(
         .path_and_query()
         .map_or("/", |p| p.as_str())
         .to_string();
-    let matched = route_config.as_ref().and_then(|rc| {
-        let vh = routing::virtual_host(rc, &authority)?;
-        Some((vh, routing::route(vh, &path_and_query, req.headers())?))
-    });
+    let Some(rc) = route_config else {
+        inc(&proxy.stats.rq_no_route);
+        return local_reply(StatusCode::NOT_FOUND, ResponseFlag::NoRoute, "");
+    };
+    let scheme = req
+        .headers()
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("http")
+        .to_string();
+    let info = routing::RequestInfo {
+        method: req.method().as_str(),
+        authority: &authority,
+        path_and_query: &path_and_query,
+        scheme: &scheme,
+        headers: req.headers(),
+    };
+    let matched = routing::virtual_host(&rc, &authority)
+        .and_then(|vh| Some((vh, routing::route(vh, &info)?)));
     let Some((vh, route)) = matched else {
         inc(&proxy.stats.rq_no_route);
         return local_reply(StatusCode::NOT_FOUND, ResponseFlag::NoRoute, "");
     };
-    match &route.action {
+    let ctx = router::RouteCtx {
+        proxy,
+        snapshot: &snapshot,
+        rc: &rc,
+        vh,
+        route,
+        peer,
+        authority: &authority,
+        path_and_query: &path_and_query,
+    };
+    // Per-filter config: the most specific level that has one.
+    let fault = [&route.filters, &vh.filters, &rc.filters]
+        .into_iter()
+        .find_map(|f| f.fault.as_deref());
+    if let Some(f) = fault {
+        if let Some(resp) = fault::inject(f, &info).await {
+            return resp;
+        }
+    }
+    let cors = cors::Cors::new([
+        route.filters.cors.as_deref(),
+        vh.filters.cors.as_deref(),
+        rc.filters.cors.as_deref(),
+    ]);
+    let latched = match cors.decode(req.method(), req.headers()) {
+        cors::Decision::Respond(resp) => return resp,
+        cors::Decision::Continue(l) => l,
+    };
+    let mut resp = match &route.action {
+        Action::Forward(f) => router::forward(&ctx, f, req).await,
         Action::DirectResponse { status, body } => {
             let status = StatusCode::from_u16(*status).unwrap_or(StatusCode::OK);
-            let mut resp = Response::new(full(body.clone().unwrap_or_default()));
-            *resp.status_mut() = status;
+            let body = body.as_deref().unwrap_or("");
+            let mut resp = local_reply(status, ResponseFlag::None, body);
+            let levels = headers::levels(&rc, vh, route, None);
+            headers::apply_response(&levels, resp.headers_mut(), peer, req.headers());
             resp
         }
-        Action::Redirect(r) => redirect(r, &authority, &path_and_query),
-        Action::Forward(f) => {
-            let upstream = Upstream {
-                authority,
-                path_and_query,
-                attempt_count: vh.include_request_attempt_count,
-            };
-            forward(proxy, &snapshot, f, upstream, req).await
-        }
-    }
-}
-
-/// What the upstream request is built from.
-struct Upstream {
-    authority: String,
-    path_and_query: String,
-    attempt_count: bool,
-}
-
-async fn forward(
-    proxy: &Proxy,
-    snapshot: &crate::state::Snapshot,
-    f: &Forward,
-    up: Upstream,
-    req: Request<Incoming>,
-) -> Response<ResponseBody> {
-    let cluster_name = &choose(&f.clusters).name;
-    let Some(cluster) = snapshot.clusters.get(cluster_name) else {
-        return local_reply(
-            StatusCode::SERVICE_UNAVAILABLE,
-            ResponseFlag::NoClusterFound,
-            "",
-        );
-    };
-    let Some(host) = cluster::pick(cluster) else {
-        inc(&proxy.stats.rq_no_healthy_upstream);
-        return local_reply(
-            StatusCode::SERVICE_UNAVAILABLE,
-            ResponseFlag::NoHealthyUpstream,
-            "no healthy upstream",
-        );
-    };
-    let _active = ActiveRequest::start(host);
-    let (mut parts, body) = req.into_parts();
-    let uri = format!("http://{}{}", host.endpoint.authority(), up.path_and_query);
-    parts.uri = match uri.parse() {
-        Ok(u) => u,
-        Err(_) => return local_reply(StatusCode::BAD_REQUEST, ResponseFlag::None, ""),
-    };
-    parts.version = http::Version::HTTP_11;
-    let headers = &mut parts.headers;
-    for name in HOP_BY_HOP {
-        headers.remove(*name);
-    }
-    if !headers.contains_key(header::HOST) {
-        if let Ok(v) = HeaderValue::from_str(&up.authority) {
-            headers.insert(header::HOST, v);
-        }
-    }
-    let request_id = HeaderName::from_static("x-request-id");
-    if !headers.contains_key(&request_id) {
-        headers.insert(
-            request_id,
-            HeaderValue::from_str(&uuid_v4()).expect("hex and dashes"),
-        );
-    }
-    let proto = HeaderName::from_static("x-forwarded-proto");
-    if !headers.contains_key(&proto) {
-        headers.insert(proto, HeaderValue::from_static("http"));
-    }
-    if up.attempt_count {
-        headers.insert(
-            HeaderName::from_static("x-envoy-attempt-count"),
-            HeaderValue::from_static("1"),
-        );
-    }
-    let upstream_req = Request::from_parts(parts, body.boxed());
-    inc(&proxy.stats.upstream_rq_total);
-    let started = Instant::now();
-    let sent = cluster.client.request(upstream_req);
-    let result = match f.timeout {
-        Some(t) => match tokio::time::timeout(t, sent).await {
-            Ok(r) => r,
-            Err(_) => {
-                inc(&proxy.stats.rq_timeout);
-                return local_reply(
-                    StatusCode::GATEWAY_TIMEOUT,
-                    ResponseFlag::UpstreamRequestTimeout,
-                    "upstream request timeout",
-                );
+        Action::Redirect(r) => {
+            let location =
+                rewrite::location(r, &route.matcher.path, &scheme, &authority, &path_and_query);
+            let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::MOVED_PERMANENTLY);
+            let mut resp = local_reply(status, ResponseFlag::None, "");
+            if let Ok(v) = HeaderValue::from_str(&location) {
+                resp.headers_mut().insert(header::LOCATION, v);
             }
-        },
-        None => sent.await,
+            let levels = headers::levels(&rc, vh, route, None);
+            headers::apply_response(&levels, resp.headers_mut(), peer, req.headers());
+            resp
+        }
     };
-    match result {
-        Ok(resp) => {
-            let (mut parts, body) = resp.into_parts();
-            for name in HOP_BY_HOP {
-                parts.headers.remove(*name);
-            }
-            let ms = started.elapsed().as_millis().to_string();
-            parts.headers.insert(
-                HeaderName::from_static("x-envoy-upstream-service-time"),
-                HeaderValue::from_str(&ms).expect("digits"),
-            );
-            Response::from_parts(parts, body.boxed())
-        }
-        Err(e) => {
-            inc(&proxy.stats.rq_upstream_failure);
-            tracing::debug!(cluster = %cluster_name, error = %e, "upstream request failed");
-            local_reply(
-                StatusCode::SERVICE_UNAVAILABLE,
-                ResponseFlag::UpstreamConnectionFailure,
-                "upstream connect error or disconnect/reset before headers. reset reason: connection failure",
-            )
-        }
-    }
+    cors.encode(&latched, resp.headers_mut());
+    resp
 }
 
-/// A cluster by weight, at random (Envoy's weighted_clusters).
+/// A cluster by weight, at random (Envoy's weighted_clusters; the TCP proxy's too).
 pub fn choose(clusters: &[WeightedCluster]) -> &WeightedCluster {
-    let total: u64 = clusters.iter().map(|c| u64::from(c.weight)).sum();
-    if clusters.len() == 1 || total == 0 {
-        return &clusters[0];
+    choose_by(clusters, |c| c.weight)
+}
+
+/// One of `items` at random by `weight`; the first when all weigh nothing.
+pub fn choose_by<T>(items: &[T], weight: impl Fn(&T) -> u32) -> &T {
+    let total: u64 = items.iter().map(|c| u64::from(weight(c))).sum();
+    if items.len() == 1 || total == 0 {
+        return &items[0];
     }
     let mut n = rand::rng().random_range(0..total);
-    for c in clusters {
-        let w = u64::from(c.weight);
+    for c in items {
+        let w = u64::from(weight(c));
         if n < w {
             return c;
         }
         n -= w;
     }
-    &clusters[0]
-}
-
-fn redirect(r: &Redirect, authority: &str, path_and_query: &str) -> Response<ResponseBody> {
-    let (host, port) = match authority.rsplit_once(':') {
-        Some((h, p)) if p.parse::<u16>().is_ok() => (h, Some(p.to_string())),
-        _ => (authority, None),
-    };
-    let scheme = r.scheme.as_deref().unwrap_or("http");
-    let host = r.host.as_deref().unwrap_or(host);
-    // A scheme change drops the original port, as Envoy does.
-    let port = match (r.port, &r.scheme) {
-        (Some(p), _) => Some(p.to_string()),
-        (None, Some(_)) => None,
-        (None, None) => port,
-    };
-    let path = r.path.as_deref().unwrap_or(path_and_query);
-    let location = match port {
-        Some(p) => format!("{scheme}://{host}:{p}{path}"),
-        None => format!("{scheme}://{host}{path}"),
-    };
-    let mut resp = Response::new(full(String::new()));
-    *resp.status_mut() = StatusCode::from_u16(r.status).unwrap_or(StatusCode::MOVED_PERMANENTLY);
-    if let Ok(v) = HeaderValue::from_str(&location) {
-        resp.headers_mut().insert(header::LOCATION, v);
-    }
-    resp
+    &items[0]
 }
 
 pub fn full(body: String) -> ResponseBody {

@@ -3,7 +3,8 @@
 //! path, headers and query parameters all match.
 
 use crate::model::{
-    HeaderMatch, PathMatch, QueryMatcher, Route, RouteConfig, RouteMatch, StringMatch, VirtualHost,
+    HeaderMatch, HeaderMatcher, PathMatch, QueryMatcher, Route, RouteConfig, RouteMatch,
+    StringMatch, VirtualHost,
 };
 use http::HeaderMap;
 
@@ -35,21 +36,50 @@ pub fn virtual_host<'a>(rc: &'a RouteConfig, authority: &str) -> Option<&'a Virt
     best.map(|(_, _, vh)| vh)
 }
 
-/// The first route of `vh` matching the request.
-pub fn route<'a>(
-    vh: &'a VirtualHost,
-    path_and_query: &str,
-    headers: &HeaderMap,
-) -> Option<&'a Route> {
-    let (path, query) = path_and_query
-        .split_once('?')
-        .unwrap_or((path_and_query, ""));
-    vh.routes
-        .iter()
-        .find(|r| matches(&r.matcher, path, query, headers))
+/// What route matching looks at: the request line, authority and headers.
+#[derive(Clone, Copy, Debug)]
+pub struct RequestInfo<'a> {
+    pub method: &'a str,
+    pub authority: &'a str,
+    pub path_and_query: &'a str,
+    pub scheme: &'a str,
+    pub headers: &'a HeaderMap,
 }
 
-fn matches(m: &RouteMatch, path: &str, query: &str, headers: &HeaderMap) -> bool {
+impl RequestInfo<'_> {
+    /// A header's value as Envoy matches it: pseudo-headers from the request line,
+    /// repeated headers joined with ",".
+    fn value(&self, name: &str) -> Option<String> {
+        match name {
+            ":method" => Some(self.method.to_string()),
+            ":authority" | "host" => Some(self.authority.to_string()),
+            ":path" => Some(self.path_and_query.to_string()),
+            ":scheme" => Some(self.scheme.to_string()),
+            _ => {
+                let values: Vec<&str> = self
+                    .headers
+                    .get_all(name)
+                    .iter()
+                    .filter_map(|v| v.to_str().ok())
+                    .collect();
+                (!values.is_empty()).then(|| values.join(","))
+            }
+        }
+    }
+}
+
+/// The first route of `vh` matching the request.
+pub fn route<'a>(vh: &'a VirtualHost, req: &RequestInfo<'_>) -> Option<&'a Route> {
+    let (path, query) = req
+        .path_and_query
+        .split_once('?')
+        .unwrap_or((req.path_and_query, ""));
+    vh.routes
+        .iter()
+        .find(|r| matches(&r.matcher, path, query, req))
+}
+
+fn matches(m: &RouteMatch, path: &str, query: &str, req: &RequestInfo<'_>) -> bool {
     let path_ok = match &m.path {
         PathMatch::Prefix(p) if m.case_sensitive => path.starts_with(p.as_str()),
         PathMatch::Prefix(p) => path
@@ -60,26 +90,26 @@ fn matches(m: &RouteMatch, path: &str, query: &str, headers: &HeaderMap) -> bool
         PathMatch::SafeRegex(re) => re.is_match(path),
     };
     path_ok
-        && m.headers.iter().all(|h| {
-            // Envoy joins repeated headers with "," before matching.
-            let values: Vec<&str> = headers
-                .get_all(h.name.as_str())
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .collect();
-            let value = (!values.is_empty()).then(|| values.join(","));
-            let hit = match &h.matcher {
-                HeaderMatch::Present(want) => value.is_some() == *want,
-                HeaderMatch::Value {
-                    matcher,
-                    ignore_case,
-                } => value
-                    .as_deref()
-                    .is_some_and(|v| string_matches(matcher, v, *ignore_case)),
-            };
-            hit != h.invert
-        })
+        && m.headers.iter().all(|h| header_matches(h, req))
         && m.query_parameters.iter().all(|q| query_matches(q, query))
+}
+
+/// One header matcher against the request.
+pub fn header_matches(h: &HeaderMatcher, req: &RequestInfo<'_>) -> bool {
+    let mut value = req.value(&h.name);
+    if value.is_none() && h.treat_missing_as_empty {
+        value = Some(String::new());
+    }
+    let hit = match &h.matcher {
+        HeaderMatch::Present(want) => value.is_some() == *want,
+        HeaderMatch::Value {
+            matcher,
+            ignore_case,
+        } => value
+            .as_deref()
+            .is_some_and(|v| string_matches(matcher, v, *ignore_case)),
+    };
+    hit != h.invert
 }
 
 fn query_matches(q: &QueryMatcher, query: &str) -> bool {

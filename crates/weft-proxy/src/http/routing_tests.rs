@@ -20,6 +20,8 @@ fn mk(path: PathMatch, status: u16) -> Route {
             query_parameters: Vec::new(),
         },
         action: reply(status),
+        headers: Default::default(),
+        filters: Default::default(),
     }
 }
 
@@ -28,7 +30,7 @@ fn vhost(name: &str, domains: &[&str]) -> VirtualHost {
         name: name.into(),
         domains: domains.iter().map(|d| d.to_string()).collect(),
         routes: vec![mk(PathMatch::Prefix("/".into()), 200)],
-        include_request_attempt_count: false,
+        ..Default::default()
     }
 }
 
@@ -47,6 +49,7 @@ fn exact_beats_suffix_beats_prefix_beats_any() {
             vhost("longer-suffix", &["*.api.example.com"]),
             vhost("exact", &["ratings:9080", "ratings.default:9080"]),
         ],
+        ..Default::default()
     };
     assert_eq!(vh_name(&rc, "ratings:9080"), Some("exact"));
     assert_eq!(vh_name(&rc, "Ratings.Default:9080"), Some("exact"));
@@ -57,6 +60,7 @@ fn exact_beats_suffix_beats_prefix_beats_any() {
     let no_catch_all = RouteConfig {
         name: "r".into(),
         virtual_hosts: vec![vhost("exact", &["ratings:9080"])],
+        ..Default::default()
     };
     assert_eq!(
         vh_name(&no_catch_all, "reviews:9080"),
@@ -76,6 +80,7 @@ fn first_matching_route_wins() {
             ignore_case: false,
         },
         invert: false,
+        treat_missing_as_empty: false,
     });
     let mut with_query = mk(PathMatch::Path("/api/v1".into()), 202);
     with_query.matcher.query_parameters.push(QueryMatcher {
@@ -116,8 +121,68 @@ fn first_matching_route_wins() {
     assert_eq!(status("/nothing", &[]), 200);
 }
 
+fn info<'a>(path_and_query: &'a str, headers: &'a HeaderMap) -> RequestInfo<'a> {
+    RequestInfo {
+        method: "GET",
+        authority: "reviews:9080",
+        path_and_query,
+        scheme: "http",
+        headers,
+    }
+}
+
 fn route_of<'a>(vh: &'a VirtualHost, path: &str, headers: &HeaderMap) -> Option<&'a Action> {
-    route(vh, path, headers).map(|r| &r.action)
+    route(vh, &info(path, headers)).map(|r| &r.action)
+}
+
+#[test]
+fn pseudo_headers_and_missing_as_empty() {
+    let m = |name: &str, matcher: StringMatch, invert: bool, empty: bool| RouteMatch {
+        path: PathMatch::Prefix("/".into()),
+        case_sensitive: true,
+        headers: vec![HeaderMatcher {
+            name: name.into(),
+            matcher: HeaderMatch::Value {
+                matcher,
+                ignore_case: false,
+            },
+            invert,
+            treat_missing_as_empty: empty,
+        }],
+        query_parameters: Vec::new(),
+    };
+    let none = HeaderMap::new();
+    let mut post = info("/", &none);
+    post.method = "POST";
+    assert!(matches(
+        &m(":method", StringMatch::Exact("POST".into()), false, false),
+        "/",
+        "",
+        &post
+    ));
+    assert!(!matches(
+        &m(":method", StringMatch::Exact("POST".into()), false, false),
+        "/",
+        "",
+        &info("/", &none)
+    ));
+    assert!(matches(
+        &m(
+            ":authority",
+            StringMatch::Prefix("reviews".into()),
+            false,
+            false
+        ),
+        "/",
+        "",
+        &post
+    ));
+    // withoutHeaders {x-user: {exact: jason}}: an absent header is "not jason".
+    let without = m("x-user", StringMatch::Exact("jason".into()), true, true);
+    assert!(matches(&without, "/", "", &info("/", &none)));
+    let mut jason = HeaderMap::new();
+    jason.insert("x-user", HeaderValue::from_static("jason"));
+    assert!(!matches(&without, "/", "", &info("/", &jason)));
 }
 
 #[test]
@@ -129,6 +194,7 @@ fn present_and_inverted_header_matchers() {
             name: "x-canary".into(),
             matcher,
             invert,
+            treat_missing_as_empty: false,
         }],
         query_parameters: Vec::new(),
     };
@@ -139,23 +205,23 @@ fn present_and_inverted_header_matchers() {
         &m(HeaderMatch::Present(true), false),
         "/",
         "",
-        &with
+        &info("/", &with)
     ));
     assert!(!matches(
         &m(HeaderMatch::Present(true), false),
         "/",
         "",
-        &without
+        &info("/", &without)
     ));
     assert!(matches(
         &m(HeaderMatch::Present(true), true),
         "/",
         "",
-        &without
+        &info("/", &without)
     ));
     let prefix = HeaderMatch::Value {
         matcher: StringMatch::Prefix("Y".into()),
         ignore_case: true,
     };
-    assert!(matches(&m(prefix, false), "/", "", &with));
+    assert!(matches(&m(prefix, false), "/", "", &info("/", &with)));
 }

@@ -1,14 +1,17 @@
-//! The listener manager: binds a socket per LDS listener, unbinds removed ones, and hands
-//! each accepted connection to its network filter.
+//! The listener manager: binds a socket per LDS listener, unbinds removed ones, chooses
+//! each accepted connection's filter chain and hands the connection to its network filter.
 
+pub mod chain;
+mod inspector;
 mod tcp_proxy;
+pub mod tls;
 
 use crate::model::{Listener, NetworkFilter};
 use crate::state::Proxy;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
 /// Runs until the process ends: reconciles bound sockets with every new snapshot.
@@ -16,6 +19,13 @@ pub async fn run(proxy: Arc<Proxy>) {
     let mut changed = proxy.changed.subscribe();
     let mut bound: HashMap<String, (SocketAddr, JoinHandle<()>)> = HashMap::new();
     loop {
+        if proxy.drain.is_draining() {
+            // Draining: close every listening socket and never bind again.
+            for (_, (_, task)) in bound.drain() {
+                task.abort();
+            }
+            return;
+        }
         let snapshot = proxy.snapshot.load_full();
         bound.retain(|name, (addr, task)| {
             let keep = snapshot
@@ -70,15 +80,84 @@ async fn accept(proxy: Arc<Proxy>, first: Arc<Listener>, socket: TcpListener) {
             .cloned()
             .unwrap_or_else(|| first.clone());
         let proxy = proxy.clone();
-        tokio::spawn(async move {
-            match &listener.filter {
-                NetworkFilter::Http(_) => {
-                    crate::http::serve_connection(proxy, listener, stream).await
-                }
-                NetworkFilter::TcpProxy { clusters, .. } => {
-                    tcp_proxy::serve(&proxy, clusters, stream).await
-                }
-            }
-        });
+        tokio::spawn(serve(proxy, listener, stream));
+    }
+}
+
+/// Chooses the connection's filter chain (inspecting its first bytes when a chain needs
+/// it) and runs the chain's network filter to the connection's end.
+async fn serve(proxy: Arc<Proxy>, listener: Arc<Listener>, stream: TcpStream) {
+    // Counted until it closes: a drain waits for these.
+    let _open = proxy.drain.connection();
+    let needs = |f: fn(&crate::model::FilterChainMatch) -> bool| {
+        listener.filter_chains.iter().any(|c| f(&c.matcher))
+    };
+    let peek_tls = listener.tls_inspector
+        || needs(|m| !m.server_names.is_empty() || m.transport_protocol.is_some());
+    let peek_http = listener.http_inspector && needs(|m| !m.application_protocols.is_empty());
+    let found = if peek_tls || peek_http {
+        inspector::inspect(&stream, peek_tls, peek_http).await
+    } else {
+        inspector::Inspected::default()
+    };
+    let info = chain::ConnectionInfo {
+        destination_port: stream.local_addr().map(|a| a.port()).unwrap_or_default(),
+        server_name: found.server_name,
+        transport_protocol: if found.tls { "tls" } else { "raw_buffer" },
+        application_protocols: match found.http {
+            Some(p) => vec![p.to_string()],
+            None => found.alpn,
+        },
+    };
+    let Some(chain) = chain::select(&listener.filter_chains, &info) else {
+        tracing::debug!(listener = %listener.name, ?info, "no filter chain matches; closing");
+        return;
+    };
+    let peer = stream.peer_addr().ok();
+    let Some(context) = &chain.tls else {
+        return network_filter(proxy, &chain.filter, stream, peer).await;
+    };
+    let termination = proxy
+        .snapshot
+        .load()
+        .tls_servers
+        .iter()
+        .find(|t| t.config == *context)
+        .cloned();
+    let acceptor = match termination.as_deref().map(tls::Termination::acceptor) {
+        Some(Ok(a)) => a,
+        Some(Err(why)) => {
+            tracing::debug!(listener = %listener.name, chain = %chain.name, %why, "TLS chain not ready; closing");
+            return;
+        }
+        None => {
+            tracing::debug!(listener = %listener.name, chain = %chain.name, "TLS chain not ready; closing");
+            return;
+        }
+    };
+    match acceptor.accept(stream).await {
+        Ok(tls) => network_filter(proxy, &chain.filter, tls, peer).await,
+        Err(e) => {
+            tracing::debug!(listener = %listener.name, chain = %chain.name, error = %e, "TLS handshake failed")
+        }
+    }
+}
+
+/// Runs the chain's network filter on a (plaintext or TLS-terminated) connection.
+async fn network_filter<S>(
+    proxy: Arc<Proxy>,
+    filter: &NetworkFilter,
+    stream: S,
+    peer: Option<SocketAddr>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    match filter {
+        NetworkFilter::Http(hcm) => {
+            crate::http::serve_connection_from(proxy.clone(), hcm.clone(), stream, peer).await
+        }
+        NetworkFilter::TcpProxy { clusters, .. } => {
+            tcp_proxy::serve(&proxy, clusters, stream).await
+        }
     }
 }

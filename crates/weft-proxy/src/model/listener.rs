@@ -1,24 +1,56 @@
-//! Listeners: an address to bind and the one network filter that serves its connections.
+//! Listeners: an address to bind, filter chains chosen per connection by what the
+//! connection looks like (port, SNI, transport), and the network filter that serves it.
 
 use super::route::RouteConfig;
 use serde::Serialize;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-/// A listener (LDS resource) with a single filter chain.
+/// A listener (LDS resource).
 #[derive(Clone, Debug, Serialize)]
 pub struct Listener {
     pub name: String,
     pub address: SocketAddr,
-    pub filter: NetworkFilter,
+    /// In Envoy's order; a connection takes the most specific match (see
+    /// `crate::listener::chain`).
+    pub filter_chains: Vec<FilterChain>,
+    /// `envoy.filters.listener.tls_inspector`: read the ClientHello (SNI, ALPN) before
+    /// choosing a chain.
+    pub tls_inspector: bool,
+    /// `envoy.filters.listener.http_inspector`: tell HTTP/1.1 and h2c apart by the first
+    /// bytes, for `application_protocols` matches.
+    pub http_inspector: bool,
 }
 
-/// The terminal network filter of the listener's filter chain.
+/// One filter chain: when it applies, and what serves the connection.
+#[derive(Clone, Debug, Serialize)]
+pub struct FilterChain {
+    pub name: String,
+    #[serde(rename = "filter_chain_match")]
+    pub matcher: FilterChainMatch,
+    pub filter: NetworkFilter,
+    /// `transport_socket` `envoy.transport_sockets.tls`: TLS termination.
+    pub tls: Option<super::tls::DownstreamTls>,
+}
+
+/// Envoy's `FilterChainMatch`, the criteria weft-proxy honours; empty = any.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct FilterChainMatch {
+    pub destination_port: Option<u16>,
+    /// Exact names and `*.suffix` wildcards, matched against the SNI.
+    pub server_names: Vec<String>,
+    /// `tls` or `raw_buffer`.
+    pub transport_protocol: Option<String>,
+    /// ALPN (`h2`, `http/1.1`) or, from the HTTP inspector, `http/1.1` / `h2c`.
+    pub application_protocols: Vec<String>,
+}
+
+/// The terminal network filter of a filter chain.
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum NetworkFilter {
     /// `envoy.filters.network.http_connection_manager`.
-    Http(HttpConnectionManager),
+    Http(Arc<HttpConnectionManager>),
     /// `envoy.filters.network.tcp_proxy`: bytes both ways to a cluster chosen per
     /// connection (by weight when there are several).
     TcpProxy {
@@ -27,11 +59,25 @@ pub enum NetworkFilter {
     },
 }
 
-/// The HTTP connection manager: HTTP/1.1 server whose requests are routed by `routes`.
+/// The HTTP connection manager: HTTP/1.1 and HTTP/2 server whose requests are routed by
+/// `routes`.
 #[derive(Clone, Debug, Serialize)]
 pub struct HttpConnectionManager {
     pub stat_prefix: String,
     pub routes: RouteSource,
+    pub codec: Codec,
+}
+
+/// Downstream HTTP codec (`codec_type`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Codec {
+    /// HTTP/1.1, or HTTP/2 when the connection opens with the HTTP/2 preface (h2c prior
+    /// knowledge) — Envoy's AUTO on plaintext.
+    #[default]
+    Auto,
+    Http1,
+    Http2,
 }
 
 /// Where the connection manager's route configuration comes from.
@@ -41,4 +87,14 @@ pub enum RouteSource {
     /// By name over ADS (RDS); until it arrives every request gets 404 NR.
     Rds(String),
     Inline(Arc<RouteConfig>),
+}
+
+impl Listener {
+    /// Every connection manager of the listener, for RDS subscriptions.
+    pub fn http_connection_managers(&self) -> impl Iterator<Item = &HttpConnectionManager> {
+        self.filter_chains.iter().filter_map(|c| match &c.filter {
+            NetworkFilter::Http(h) => Some(h.as_ref()),
+            NetworkFilter::TcpProxy { .. } => None,
+        })
+    }
 }

@@ -7,11 +7,16 @@ pub mod cluster;
 pub mod endpoint;
 pub mod listener;
 pub mod route;
+pub mod tls;
 
-pub use cluster::{Cluster, Discovery, LbPolicy};
+pub use cluster::{Cluster, Discovery, LbPolicy, OutlierDetection, Thresholds, UpstreamProtocol};
 pub use endpoint::{Endpoint, LoadAssignment};
-pub use listener::{HttpConnectionManager, Listener, NetworkFilter, RouteSource};
+pub use listener::{
+    Codec, FilterChain, FilterChainMatch, HttpConnectionManager, Listener, NetworkFilter,
+    RouteSource,
+};
 pub use route::{
     Action, Forward, HeaderMatch, HeaderMatcher, PathMatch, QueryMatcher, Redirect, Route,
     RouteConfig, RouteMatch, StringMatch, VirtualHost, WeightedCluster,
 };
+pub use tls::{CaSource, DownstreamTls, Secret, UpstreamTls, Validation};

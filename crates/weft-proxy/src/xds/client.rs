@@ -1,9 +1,10 @@
-//! The ADS client (state-of-the-world): subscribes to CDS and LDS (wildcard), then EDS and
-//! RDS for the names they reference; ACKs what it applied and NACKs, with the reason, what
+//! The ADS client (state-of-the-world): subscribes to CDS and LDS (wildcard), then EDS, RDS
+//! and SDS for the names they reference (SDS: the secrets of clusters' and listeners' TLS
+//! contexts); ACKs what it applied and NACKs, with the reason, what
 //! it could not; reconnects with exponential backoff and keeps the last good config.
 
 use super::store::Store;
-use super::{CDS, EDS, LDS, RDS};
+use super::{CDS, EDS, LDS, RDS, SDS};
 use crate::bootstrap::Settings;
 use crate::state::Proxy;
 use crate::stats::{inc, UpdateStats};
@@ -100,6 +101,7 @@ async fn session(
         (LDS, BTreeSet::new(), store.versions.lds.clone()),
         (EDS, store.eds_names(), store.versions.eds.clone()),
         (RDS, store.rds_names(), store.versions.rds.clone()),
+        (SDS, store.sds_names(), store.versions.sds.clone()),
     ];
     for (i, (type_url, names, version)) in initial.into_iter().enumerate() {
         if i >= 2 && names.is_empty() {
@@ -142,7 +144,7 @@ fn on_response(
     subs: &mut BTreeMap<&'static str, Subscription>,
     resp: DiscoveryResponse,
 ) -> Vec<DiscoveryRequest> {
-    let Some(type_url) = [CDS, LDS, RDS, EDS]
+    let Some(type_url) = [CDS, LDS, RDS, EDS, SDS]
         .into_iter()
         .find(|t| *t == resp.type_url)
     else {
@@ -157,6 +159,7 @@ fn on_response(
         CDS => store.versions.cds.clone(),
         LDS => store.versions.lds.clone(),
         RDS => store.versions.rds.clone(),
+        SDS => store.versions.sds.clone(),
         _ => store.versions.eds.clone(),
     };
     let mut out = Vec::new();
@@ -164,7 +167,7 @@ fn on_response(
         Ok(()) => {
             inc(&stats.update_success);
             tracing::info!(type_url, version = %resp.version_info, resources = resp.resources.len(), "applied");
-            proxy.publish(store.snapshot(&proxy.snapshot.load()));
+            proxy.publish(store.snapshot(&proxy.snapshot.load(), &proxy.stats));
             out.push(request(
                 type_url,
                 &version(store, type_url),
@@ -195,9 +198,19 @@ fn on_response(
             ));
         }
     }
-    // New clusters or listeners may reference other endpoints or route configurations.
-    for (dep, names) in [(EDS, store.eds_names()), (RDS, store.rds_names())] {
-        if !matches!((type_url, dep), (CDS, EDS) | (LDS, RDS)) {
+    // New clusters or listeners may reference other endpoints, route configurations or
+    // secrets. A resource whose secret is not here yet is in force but waits for it
+    // (connections to a cluster fail UF, a listener's TLS chain refuses handshakes), the
+    // way Envoy warms it.
+    for (dep, names) in [
+        (EDS, store.eds_names()),
+        (RDS, store.rds_names()),
+        (SDS, store.sds_names()),
+    ] {
+        if !matches!(
+            (type_url, dep),
+            (CDS, EDS) | (LDS, RDS) | (CDS, SDS) | (LDS, SDS)
+        ) {
             continue;
         }
         let sub = subs.entry(dep).or_default();
@@ -220,6 +233,7 @@ fn update_stats<'a>(proxy: &'a Proxy, type_url: &str) -> &'a UpdateStats {
         CDS => &proxy.stats.cds,
         LDS => &proxy.stats.lds,
         RDS => &proxy.stats.rds,
+        SDS => &proxy.stats.sds,
         _ => &proxy.stats.eds,
     }
 }
@@ -241,7 +255,7 @@ fn request(
     }
 }
 
-fn node(s: &Settings) -> Node {
+pub(super) fn node(s: &Settings) -> Node {
     Node {
         id: s.node_id.clone(),
         cluster: s.node_cluster.clone(),

@@ -2,12 +2,14 @@
 //! so the last good config stays in force while weftd is away.
 
 use super::convert::{self, ResourceError};
-use super::{CDS, EDS, LDS, RDS};
+use super::{CDS, EDS, LDS, RDS, SDS};
 use crate::cluster::Upstream;
+use crate::listener::tls::Termination;
 use crate::model::{
-    Cluster, Discovery, Listener, LoadAssignment, NetworkFilter, RouteConfig, RouteSource,
+    Cluster, Discovery, Listener, LoadAssignment, RouteConfig, RouteSource, Secret,
 };
 use crate::state::{Snapshot, Versions};
+use crate::stats::Stats;
 use envoy_types::pb::google::protobuf::Any;
 use prost::Message;
 use std::collections::{BTreeMap, BTreeSet};
@@ -19,25 +21,115 @@ pub struct Store {
     pub routes: BTreeMap<String, Arc<RouteConfig>>,
     pub clusters: BTreeMap<String, Cluster>,
     pub assignments: BTreeMap<String, LoadAssignment>,
+    /// SDS secrets by name, as clusters' and listeners' TLS contexts name them.
+    pub secrets: BTreeMap<String, Arc<Secret>>,
     pub versions: Versions,
     pub lds_applied: bool,
 }
 
+/// One xDS resource type as the store keeps it: how a resource is decoded, named and
+/// converted, and where it goes. Implemented for [`Clusters`], [`Listeners`], [`Routes`],
+/// [`Assignments`] and [`Secrets`]; [`Store::apply_kind`] applies any of them.
+///
+/// For the delta client: apply a `DeltaDiscoveryResponse` of, say, SDS with
+/// `store.apply_kind::<Secrets>(&resp.system_version_info, Change::Update { resources:
+/// &anys, removed: &resp.removed_resources })` (`anys`: each `Resource.resource`); on
+/// `Err` NACK the response whole. Subscribe SDS to [`Store::sds_names`] after every CDS or
+/// LDS change, as EDS to [`Store::eds_names`] and RDS to [`Store::rds_names`].
+pub trait ResourceKind {
+    const TYPE_URL: &'static str;
+    /// Proto message name, for NACK messages (`Cluster x: ...`).
+    const KIND: &'static str;
+    type Proto: Message + Default;
+    type Stored;
+    fn name(p: &Self::Proto) -> String;
+    fn convert(p: &Self::Proto) -> convert::Result<Self::Stored>;
+    /// The store's map of this type.
+    fn map(store: &mut Store) -> &mut BTreeMap<String, Self::Stored>;
+    /// The store's accepted version of this type.
+    fn version(store: &mut Store) -> &mut String;
+}
+
+/// What one response changes in a type's resources.
+#[derive(Clone, Copy, Debug)]
+pub enum Change<'a> {
+    /// The complete set (state-of-the-world CDS and LDS): whatever is not in it goes.
+    Replace(&'a [Any]),
+    /// Resources added or updated, and names removed (state-of-the-world RDS, EDS and
+    /// SDS, where a response need not repeat every name; delta xDS for every type).
+    Update {
+        resources: &'a [Any],
+        removed: &'a [String],
+    },
+}
+
+macro_rules! kind {
+    ($(#[$doc:meta])* $kind:ident, $type_url:expr, $proto:ty, $stored:ty, $field:ident, $version:ident,
+     |$p:ident| $name:expr, $convert:expr) => {
+        $(#[$doc])*
+        pub struct $kind;
+        impl ResourceKind for $kind {
+            const TYPE_URL: &'static str = $type_url;
+            const KIND: &'static str = stringify!($proto);
+            type Proto = $proto;
+            type Stored = $stored;
+            fn name($p: &$proto) -> String {
+                $name
+            }
+            fn convert(p: &$proto) -> convert::Result<$stored> {
+                $convert(p)
+            }
+            fn map(store: &mut Store) -> &mut BTreeMap<String, $stored> {
+                &mut store.$field
+            }
+            fn version(store: &mut Store) -> &mut String {
+                &mut store.versions.$version
+            }
+        }
+    };
+}
+
+use envoy_types::pb::envoy::config::cluster::v3::Cluster as ClusterProto;
+use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
+use envoy_types::pb::envoy::config::listener::v3::Listener as ListenerProto;
+use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
+use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::Secret as SecretProto;
+
+kind!(
+    /// CDS.
+    Clusters, CDS, ClusterProto, Cluster, clusters, cds, |c| c.name.clone(),
+    convert::cluster::cluster
+);
+kind!(
+    /// LDS.
+    Listeners, LDS, ListenerProto, Arc<Listener>, listeners, lds, |l| l.name.clone(),
+    |l| convert::listener::listener(l).map(Arc::new)
+);
+kind!(
+    /// RDS.
+    Routes, RDS, RouteConfiguration, Arc<RouteConfig>, routes, rds, |r| r.name.clone(),
+    |r| convert::route::route_configuration(r).map(Arc::new)
+);
+kind!(
+    /// EDS.
+    Assignments, EDS, ClusterLoadAssignment, LoadAssignment, assignments, eds,
+    |c| c.cluster_name.clone(), convert::endpoint::load_assignment
+);
+kind!(
+    /// SDS.
+    Secrets, SDS, SecretProto, Arc<Secret>, secrets, sds, |s| s.name.clone(),
+    |s| convert::tls::secret(s).map(Arc::new)
+);
+
 /// Decodes and converts every resource of a response; all or nothing, as a SotW ACK is.
-fn convert_all<P, M>(
-    kind: &'static str,
-    type_url: &str,
+fn convert_all<K: ResourceKind>(
     resources: &[Any],
-    name: impl Fn(&P) -> String,
-    conv: impl Fn(&P) -> convert::Result<M>,
-) -> Result<Vec<(String, M)>, Vec<ResourceError>>
-where
-    P: Message + Default,
-{
+) -> Result<Vec<(String, K::Stored)>, Vec<ResourceError>> {
+    let kind = K::KIND;
     let mut out = Vec::new();
     let mut errors = Vec::new();
     for (i, any) in resources.iter().enumerate() {
-        if any.type_url != type_url {
+        if any.type_url != K::TYPE_URL {
             errors.push(ResourceError {
                 kind,
                 name: format!("#{i}"),
@@ -45,7 +137,7 @@ where
             });
             continue;
         }
-        let proto = match P::decode(any.value.as_slice()) {
+        let proto = match K::Proto::decode(any.value.as_slice()) {
             Ok(p) => p,
             Err(e) => {
                 errors.push(ResourceError {
@@ -60,11 +152,11 @@ where
                 continue;
             }
         };
-        match conv(&proto) {
-            Ok(m) => out.push((name(&proto), m)),
+        match K::convert(&proto) {
+            Ok(m) => out.push((K::name(&proto), m)),
             Err(error) => errors.push(ResourceError {
                 kind,
-                name: name(&proto),
+                name: K::name(&proto),
                 error,
             }),
         }
@@ -77,77 +169,89 @@ where
 }
 
 impl Store {
-    /// Applies one response of `type_url`; on any error nothing changes.
+    /// Applies one state-of-the-world response of `type_url`; on any error nothing
+    /// changes. CDS and LDS responses are complete sets; RDS, EDS and SDS ones update the
+    /// names they carry.
     pub fn apply(
         &mut self,
         type_url: &str,
         version: &str,
         resources: &[Any],
     ) -> Result<(), Vec<ResourceError>> {
+        let update = Change::Update {
+            resources,
+            removed: &[],
+        };
         match type_url {
-            CDS => {
-                let all = convert_all(
-                    "Cluster",
-                    CDS,
-                    resources,
-                    |c: &envoy_types::pb::envoy::config::cluster::v3::Cluster| c.name.clone(),
-                    convert::cluster::cluster,
-                )?;
-                self.clusters = all.into_iter().collect();
-                let wanted = self.eds_names();
-                self.assignments.retain(|k, _| wanted.contains(k));
-                self.versions.cds = version.to_string();
+            CDS => self.apply_kind::<Clusters>(version, Change::Replace(resources)),
+            LDS => self.apply_kind::<Listeners>(version, Change::Replace(resources)),
+            RDS => self.apply_kind::<Routes>(version, update),
+            EDS => self.apply_kind::<Assignments>(version, update),
+            SDS => self.apply_kind::<Secrets>(version, update),
+            other => Err(vec![ResourceError {
+                kind: "resource",
+                name: String::new(),
+                error: convert::unsupported("type_url", other.to_string()),
+            }]),
+        }
+    }
+
+    /// Applies `change` to the resources of kind `K` and records `version`; all or
+    /// nothing. Afterwards, route configurations, load assignments and secrets that no
+    /// listener or cluster references any more are dropped (Envoy forgets them too), so
+    /// the next snapshot never serves a stale one. Shared by the state-of-the-world and
+    /// the delta clients: a delta response is `Change::Update` with its removed names.
+    pub fn apply_kind<K: ResourceKind>(
+        &mut self,
+        version: &str,
+        change: Change<'_>,
+    ) -> Result<(), Vec<ResourceError>> {
+        match change {
+            Change::Replace(resources) => {
+                let all = convert_all::<K>(resources)?;
+                *K::map(self) = all.into_iter().collect();
             }
-            LDS => {
-                let all = convert_all(
-                    "Listener",
-                    LDS,
-                    resources,
-                    |l: &envoy_types::pb::envoy::config::listener::v3::Listener| l.name.clone(),
-                    convert::listener::listener,
-                )?;
-                self.listeners = all.into_iter().map(|(k, v)| (k, Arc::new(v))).collect();
-                let wanted = self.rds_names();
-                self.routes.retain(|k, _| wanted.contains(k));
-                self.versions.lds = version.to_string();
-                self.lds_applied = true;
-            }
-            RDS => {
-                let all = convert_all(
-                    "RouteConfiguration",
-                    RDS,
-                    resources,
-                    |r: &envoy_types::pb::envoy::config::route::v3::RouteConfiguration| {
-                        r.name.clone()
-                    },
-                    convert::route::route_configuration,
-                )?;
-                self.routes
-                    .extend(all.into_iter().map(|(k, v)| (k, Arc::new(v))));
-                self.versions.rds = version.to_string();
-            }
-            EDS => {
-                let all = convert_all(
-                    "ClusterLoadAssignment",
-                    EDS,
-                    resources,
-                    |c: &envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment| {
-                        c.cluster_name.clone()
-                    },
-                    convert::endpoint::load_assignment,
-                )?;
-                self.assignments.extend(all);
-                self.versions.eds = version.to_string();
-            }
-            other => {
-                return Err(vec![ResourceError {
-                    kind: "resource",
-                    name: String::new(),
-                    error: convert::unsupported("type_url", other.to_string()),
-                }])
+            Change::Update { resources, removed } => {
+                let all = convert_all::<K>(resources)?;
+                let map = K::map(self);
+                for name in removed {
+                    map.remove(name);
+                }
+                map.extend(all);
             }
         }
+        *K::version(self) = version.to_string();
+        if K::TYPE_URL == LDS {
+            self.lds_applied = true;
+        }
+        self.prune();
         Ok(())
+    }
+
+    /// Drops what nothing references (see [`Store::apply_kind`]).
+    fn prune(&mut self) {
+        let eds = self.eds_names();
+        self.assignments.retain(|k, _| eds.contains(k));
+        let rds = self.rds_names();
+        self.routes.retain(|k, _| rds.contains(k));
+        let sds = self.sds_names();
+        self.secrets.retain(|k, _| sds.contains(k));
+    }
+
+    /// SDS secret names the clusters' and listeners' TLS contexts reference.
+    pub fn sds_names(&self) -> BTreeSet<String> {
+        let clusters = self
+            .clusters
+            .values()
+            .filter_map(|c| c.tls.as_ref())
+            .flat_map(|t| t.secret_names());
+        let listeners = self
+            .listeners
+            .values()
+            .flat_map(|l| l.filter_chains.iter())
+            .filter_map(|c| c.tls.as_ref())
+            .flat_map(|t| t.secret_names());
+        clusters.chain(listeners).cloned().collect()
     }
 
     /// EDS service names the clusters need.
@@ -165,18 +269,40 @@ impl Store {
     pub fn rds_names(&self) -> BTreeSet<String> {
         self.listeners
             .values()
-            .filter_map(|l| match &l.filter {
-                NetworkFilter::Http(h) => match &h.routes {
-                    RouteSource::Rds(name) => Some(name.clone()),
-                    RouteSource::Inline(_) => None,
-                },
-                NetworkFilter::TcpProxy { .. } => None,
+            .flat_map(|l| l.http_connection_managers())
+            .filter_map(|h| match &h.routes {
+                RouteSource::Rds(name) => Some(name.clone()),
+                RouteSource::Inline(_) => None,
             })
             .collect()
     }
 
+    /// TLS termination for each distinct downstream context of the listeners.
+    fn tls_servers(&self, previous: &Snapshot) -> Vec<Arc<Termination>> {
+        let mut out: Vec<Arc<Termination>> = Vec::new();
+        for context in self
+            .listeners
+            .values()
+            .flat_map(|l| l.filter_chains.iter())
+            .filter_map(|c| c.tls.as_ref())
+        {
+            if out.iter().any(|t| t.config == *context) {
+                continue;
+            }
+            let kept = previous
+                .tls_servers
+                .iter()
+                .find(|t| t.is_for(context, &self.secrets));
+            out.push(match kept {
+                Some(t) => t.clone(),
+                None => Arc::new(Termination::new(context, &self.secrets)),
+            });
+        }
+        out
+    }
+
     /// The snapshot of everything accepted; connection pools carry over from `previous`.
-    pub fn snapshot(&self, previous: &Snapshot) -> Snapshot {
+    pub fn snapshot(&self, previous: &Snapshot, stats: &Stats) -> Snapshot {
         let clusters = self
             .clusters
             .iter()
@@ -187,8 +313,10 @@ impl Store {
                         .get(service_name)
                         .map(|la| la.endpoints.clone())
                         .unwrap_or_default(),
-                    Discovery::OriginalDst => Vec::new(),
-                    Discovery::Static | Discovery::StrictDns => c
+                    Discovery::OriginalDst { .. } => Vec::new(),
+                    Discovery::Static
+                    | Discovery::StrictDns { .. }
+                    | Discovery::LogicalDns { .. } => c
                         .load_assignment
                         .as_ref()
                         .map(|la| la.endpoints.clone())
@@ -197,7 +325,13 @@ impl Store {
                 let prev = previous.clusters.get(name).map(|u| u.as_ref());
                 (
                     name.clone(),
-                    Arc::new(Upstream::new(c.clone(), endpoints, prev)),
+                    Arc::new(Upstream::with_secrets(
+                        c.clone(),
+                        endpoints,
+                        prev,
+                        stats.cluster(name),
+                        &self.secrets,
+                    )),
                 )
             })
             .collect();
@@ -207,6 +341,7 @@ impl Store {
             clusters,
             versions: self.versions.clone(),
             lds_applied: self.lds_applied,
+            tls_servers: self.tls_servers(previous),
         }
     }
 }

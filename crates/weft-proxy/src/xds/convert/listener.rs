@@ -1,12 +1,16 @@
-//! `Listener` -> [`model::Listener`]: one socket address, one filter chain ending in the
-//! HTTP connection manager or the TCP proxy.
+//! `Listener` -> [`model::Listener`]: one socket address, filter chains with their match
+//! criteria, each ending in the HTTP connection manager or the TCP proxy.
 
 use super::{at, fields, invalid, reject_rest, route, type_name, unpack, unsupported, Result};
-use crate::model::{self, HttpConnectionManager, NetworkFilter, RouteSource, WeightedCluster};
+use crate::model::{
+    self, Codec, HttpConnectionManager, NetworkFilter, RouteSource, WeightedCluster,
+};
 use envoy_types::pb::envoy::config::core::v3::{
     address::Address as AddressKind, config_source::ConfigSourceSpecifier, socket_address, Address,
 };
-use envoy_types::pb::envoy::config::listener::v3::{filter, Listener};
+use envoy_types::pb::envoy::config::listener::v3::{
+    filter, listener_filter, FilterChain, FilterChainMatch as FilterChainMatchProto, Listener,
+};
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
     http_connection_manager::{CodecType, RouteSpecifier},
     http_filter, HttpConnectionManager as HcmProto, HttpFilter,
@@ -28,15 +32,46 @@ const INERT_WHEN_EMPTY: &[&str] = &[
     "envoy.extensions.filters.http.cors.v3.Cors",
 ];
 
+const TLS_INSPECTOR_TYPE: &str = "envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector";
+const HTTP_INSPECTOR_TYPE: &str =
+    "envoy.extensions.filters.listener.http_inspector.v3.HttpInspector";
+
+/// `FilterChainMatch` field numbers, to name what is not honoured.
+const FILTER_CHAIN_MATCH: &[(u32, &str)] = &[
+    (3, "prefix_ranges"),
+    (4, "address_suffix"),
+    (5, "suffix_len"),
+    (6, "source_prefix_ranges"),
+    (7, "source_ports"),
+    (8, "destination_port"),
+    (9, "transport_protocol"),
+    (10, "application_protocols"),
+    (11, "server_names"),
+    (12, "source_type"),
+    (13, "direct_source_prefix_ranges"),
+];
+
 /// Converts one LDS resource.
 pub fn listener(l: &Listener) -> Result<model::Listener> {
     let address = socket_address("address", l.address.as_ref())?;
-    if !l.listener_filters.is_empty() {
-        let names: Vec<&str> = l.listener_filters.iter().map(|f| f.name.as_str()).collect();
-        return Err(unsupported(
-            "listener_filters",
-            format!("listener filters {}", names.join(", ")),
-        ));
+    let mut tls_inspector = false;
+    let mut http_inspector = false;
+    for (i, f) in l.listener_filters.iter().enumerate() {
+        let field = format!("listener_filters[{i}]");
+        let type_url = match &f.config_type {
+            Some(listener_filter::ConfigType::TypedConfig(any)) => type_name(any).to_string(),
+            _ => String::new(),
+        };
+        match type_url.as_str() {
+            TLS_INSPECTOR_TYPE => tls_inspector = true,
+            HTTP_INSPECTOR_TYPE => http_inspector = true,
+            _ => {
+                return Err(unsupported(
+                    field,
+                    format!("listener filter {} ({type_url})", f.name),
+                ))
+            }
+        }
     }
     if l.use_original_dst.is_some_and(|b| b.value) {
         return Err(unsupported(
@@ -47,27 +82,65 @@ pub fn listener(l: &Listener) -> Result<model::Listener> {
     if l.bind_to_port.is_some_and(|b| !b.value) {
         return Err(unsupported("bind_to_port", "listeners that do not bind"));
     }
-    let [chain] = l.filter_chains.as_slice() else {
-        return Err(unsupported(
-            "filter_chains",
-            format!(
-                "{} filter chains (exactly one is supported)",
-                l.filter_chains.len()
-            ),
-        ));
-    };
-    let chain_field = "filter_chains[0]";
+    if l.filter_chains.is_empty() {
+        return Err(invalid("filter_chains", "no filter chains"));
+    }
+    let filter_chains = l
+        .filter_chains
+        .iter()
+        .enumerate()
+        .map(|(i, chain)| filter_chain(&format!("filter_chains[{i}]"), chain))
+        .collect::<Result<Vec<_>>>()?;
+    for (i, a) in filter_chains.iter().enumerate() {
+        if filter_chains[..i].iter().any(|b| b.matcher == a.matcher) {
+            return Err(invalid(
+                format!("filter_chains[{i}]"),
+                "multiple filter chains with the same matching rules",
+            ));
+        }
+    }
+
+    let mut rest = l.clone();
+    rest.name.clear();
+    rest.address = None;
+    rest.filter_chains.clear();
+    rest.listener_filters.clear();
+    // Accepted: they describe, not change, the listener.
+    rest.traffic_direction = 0;
+    rest.stat_prefix.clear();
+    rest.metadata = None;
+    rest.use_original_dst = None;
+    rest.bind_to_port = None;
+    // How long the inspectors may wait for the first bytes; weft-proxy's own bound applies.
+    rest.listener_filters_timeout = None;
+    rest.continue_on_listener_filters_timeout = false;
+    reject_rest("", &rest, fields::LISTENER)?;
+    Ok(model::Listener {
+        name: l.name.clone(),
+        address,
+        filter_chains,
+        tls_inspector,
+        http_inspector,
+    })
+}
+
+fn filter_chain(chain_field: &str, chain: &FilterChain) -> Result<model::FilterChain> {
     let mut chain_rest = chain.clone();
     chain_rest.filters.clear();
     chain_rest.name.clear();
     chain_rest.metadata = None;
-    if chain_rest.transport_socket.is_some() {
-        return Err(unsupported(
-            at(chain_field, "transport_socket"),
-            "TLS on listeners",
-        ));
-    }
+    chain_rest.filter_chain_match = None;
+    chain_rest.transport_socket = None;
+    let tls = chain
+        .transport_socket
+        .as_ref()
+        .map(|s| super::tls::downstream(&at(chain_field, "transport_socket"), s))
+        .transpose()?;
     reject_rest(chain_field, &chain_rest, fields::FILTER_CHAIN)?;
+    let matcher = match &chain.filter_chain_match {
+        Some(m) => filter_chain_match(&at(chain_field, "filter_chain_match"), m)?,
+        None => model::FilterChainMatch::default(),
+    };
     let [f] = chain.filters.as_slice() else {
         return Err(unsupported(
             at(chain_field, "filters"),
@@ -85,29 +158,52 @@ pub fn listener(l: &Listener) -> Result<model::Listener> {
         ));
     };
     let filter = match type_name(any) {
-        HCM_TYPE => NetworkFilter::Http(http_connection_manager(
+        HCM_TYPE => NetworkFilter::Http(Arc::new(http_connection_manager(
             &field,
             &unpack::<HcmProto>(&field, any, HCM_TYPE)?,
-        )?),
+        )?)),
         TCP_PROXY_TYPE => tcp_proxy(&field, &unpack::<TcpProxy>(&field, any, TCP_PROXY_TYPE)?)?,
         other => return Err(unsupported(field, format!("network filter {other}"))),
     };
-
-    let mut rest = l.clone();
-    rest.name.clear();
-    rest.address = None;
-    rest.filter_chains.clear();
-    // Accepted: they describe, not change, the listener.
-    rest.traffic_direction = 0;
-    rest.stat_prefix.clear();
-    rest.metadata = None;
-    rest.use_original_dst = None;
-    rest.bind_to_port = None;
-    reject_rest("", &rest, fields::LISTENER)?;
-    Ok(model::Listener {
-        name: l.name.clone(),
-        address,
+    Ok(model::FilterChain {
+        name: chain.name.clone(),
+        matcher,
         filter,
+        tls,
+    })
+}
+
+fn filter_chain_match(field: &str, m: &FilterChainMatchProto) -> Result<model::FilterChainMatch> {
+    let destination_port = match &m.destination_port {
+        Some(p) => Some(u16::try_from(p.value).map_err(|_| {
+            invalid(
+                at(field, "destination_port"),
+                format!("{} is not a port", p.value),
+            )
+        })?),
+        None => None,
+    };
+    let transport_protocol = match m.transport_protocol.as_str() {
+        "" => None,
+        p @ ("tls" | "raw_buffer") => Some(p.to_string()),
+        other => {
+            return Err(unsupported(
+                at(field, "transport_protocol"),
+                format!("transport protocol {other:?}"),
+            ))
+        }
+    };
+    let mut rest = m.clone();
+    rest.destination_port = None;
+    rest.transport_protocol.clear();
+    rest.server_names.clear();
+    rest.application_protocols.clear();
+    reject_rest(field, &rest, FILTER_CHAIN_MATCH)?;
+    Ok(model::FilterChainMatch {
+        destination_port,
+        server_names: m.server_names.iter().map(|s| s.to_lowercase()).collect(),
+        transport_protocol,
+        application_protocols: m.application_protocols.clone(),
     })
 }
 
@@ -178,12 +274,12 @@ fn http_connection_manager(field: &str, h: &HcmProto) -> Result<HttpConnectionMa
         }
     };
     http_filters(&at(&field, "http_filters"), &h.http_filters)?;
-    if h.codec_type != CodecType::Auto as i32 && h.codec_type != CodecType::Http1 as i32 {
-        return Err(unsupported(
-            at(&field, "codec_type"),
-            "HTTP/2-only or HTTP/3 codecs",
-        ));
-    }
+    let codec = match CodecType::try_from(h.codec_type) {
+        Ok(CodecType::Auto) => Codec::Auto,
+        Ok(CodecType::Http1) => Codec::Http1,
+        Ok(CodecType::Http2) => Codec::Http2,
+        _ => return Err(unsupported(at(&field, "codec_type"), "HTTP/3")),
+    };
     let mut rest = h.clone();
     rest.route_specifier = None;
     rest.http_filters.clear();
@@ -199,6 +295,7 @@ fn http_connection_manager(field: &str, h: &HcmProto) -> Result<HttpConnectionMa
     Ok(HttpConnectionManager {
         stat_prefix: h.stat_prefix.clone(),
         routes,
+        codec,
     })
 }
 
@@ -278,5 +375,116 @@ fn prefix_field(prefix: &str, e: super::ConvertError) -> super::ConvertError {
             type_url,
             reason,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use envoy_types::pb::envoy::config::core::v3::{SocketAddress, TransportSocket};
+    use envoy_types::pb::envoy::config::listener::v3::{Filter, ListenerFilter};
+    use envoy_types::pb::google::protobuf::Any;
+    use prost::Message;
+
+    fn any<M: Message>(type_name: &str, m: &M) -> Any {
+        Any {
+            type_url: format!("type.googleapis.com/{type_name}"),
+            value: m.encode_to_vec(),
+        }
+    }
+
+    fn tcp_chain(names: &[&str], cluster: &str) -> FilterChain {
+        let proxy = TcpProxy {
+            stat_prefix: cluster.into(),
+            cluster_specifier: Some(ClusterSpecifier::Cluster(cluster.into())),
+            ..Default::default()
+        };
+        FilterChain {
+            filter_chain_match: Some(FilterChainMatchProto {
+                server_names: names.iter().map(|s| s.to_string()).collect(),
+                ..Default::default()
+            }),
+            filters: vec![Filter {
+                name: "envoy.filters.network.tcp_proxy".into(),
+                config_type: Some(filter::ConfigType::TypedConfig(any(TCP_PROXY_TYPE, &proxy))),
+            }],
+            ..Default::default()
+        }
+    }
+
+    fn gateway(chains: Vec<FilterChain>) -> Listener {
+        Listener {
+            name: "0.0.0.0_8443".into(),
+            address: Some(Address {
+                address: Some(AddressKind::SocketAddress(SocketAddress {
+                    address: "0.0.0.0".into(),
+                    port_specifier: Some(socket_address::PortSpecifier::PortValue(8443)),
+                    ..Default::default()
+                })),
+            }),
+            listener_filters: vec![ListenerFilter {
+                name: "envoy.filters.listener.tls_inspector".into(),
+                config_type: Some(listener_filter::ConfigType::TypedConfig(Any {
+                    type_url: format!("type.googleapis.com/{TLS_INSPECTOR_TYPE}"),
+                    value: Vec::new(),
+                })),
+                ..Default::default()
+            }],
+            filter_chains: chains,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn passthrough_chains_by_sni_behind_the_tls_inspector() {
+        let l = gateway(vec![
+            tcp_chain(&["A.example.com"], "a"),
+            tcp_chain(&["b.example.com"], "b"),
+        ]);
+        let m = listener(&l).unwrap();
+        assert!(m.tls_inspector);
+        assert_eq!(m.filter_chains.len(), 2);
+        assert_eq!(m.filter_chains[0].matcher.server_names, ["a.example.com"]);
+        assert!(matches!(
+            &m.filter_chains[1].filter,
+            NetworkFilter::TcpProxy { clusters, .. } if clusters[0].name == "b"
+        ));
+    }
+
+    #[test]
+    fn what_is_not_honoured_is_named() {
+        let mut chain = tcp_chain(&["a.example.com"], "a");
+        chain.transport_socket = Some(TransportSocket {
+            name: "envoy.transport_sockets.tls".into(),
+            config_type: None,
+        });
+        let err = listener(&gateway(vec![chain])).unwrap_err().to_string();
+        assert!(
+            err.starts_with("filter_chains[0].transport_socket: invalid"),
+            "{err}"
+        );
+
+        let same = gateway(vec![tcp_chain(&["a"], "a"), tcp_chain(&["a"], "b")]);
+        let err = listener(&same).unwrap_err().to_string();
+        assert!(err.contains("same matching rules"), "{err}");
+
+        let mut ranges = tcp_chain(&[], "a");
+        ranges
+            .filter_chain_match
+            .as_mut()
+            .unwrap()
+            .source_ports
+            .push(1234);
+        let err = listener(&gateway(vec![ranges])).unwrap_err().to_string();
+        assert!(err.contains("source_ports"), "{err}");
+
+        let mut other = gateway(vec![tcp_chain(&[], "a")]);
+        other.listener_filters[0].config_type =
+            Some(listener_filter::ConfigType::TypedConfig(Any {
+                type_url: "type.googleapis.com/envoy.extensions.filters.listener.original_dst.v3.OriginalDst".into(),
+                value: Vec::new(),
+            }));
+        let err = listener(&other).unwrap_err().to_string();
+        assert!(err.starts_with("listener_filters[0]: unsupported"), "{err}");
     }
 }

@@ -3,10 +3,12 @@
 //! naming the field, which the xDS client turns into a NACK.
 
 pub mod cluster;
+pub mod cluster_policy;
 pub mod endpoint;
 pub mod fields;
 pub mod listener;
 pub mod route;
+pub mod tls;
 
 use bytes::Buf;
 use envoy_types::pb::google::protobuf::{Any, Duration as PbDuration};

@@ -1,17 +1,25 @@
 //! `RouteConfiguration` -> [`model::RouteConfig`]: virtual hosts, matches and the
 //! forward / direct response / redirect actions.
 
-use super::{at, duration, fields, invalid, reject_rest, unsupported, Result};
+#[path = "route_action.rs"]
+mod action;
+#[path = "route_filters.rs"]
+mod filters;
+#[path = "route_headers.rs"]
+mod headers;
+
+use super::{at, fields, invalid, reject_rest, unsupported, Result};
+use crate::model::route::{PathRewrite, RedirectPath};
 use crate::model::{
-    Action, Forward, HeaderMatch, HeaderMatcher, PathMatch, QueryMatcher, Redirect, Route,
-    RouteConfig, RouteMatch, StringMatch, VirtualHost, WeightedCluster,
+    Action, HeaderMatch, HeaderMatcher, PathMatch, QueryMatcher, Redirect, Route, RouteConfig,
+    RouteMatch, StringMatch, VirtualHost,
 };
 use envoy_types::pb::envoy::config::core::v3::data_source::Specifier;
 use envoy_types::pb::envoy::config::route::v3::{
     header_matcher::HeaderMatchSpecifier, query_parameter_matcher::QueryParameterMatchSpecifier,
-    redirect_action, route::Action as ActionProto, route_action::ClusterSpecifier,
-    route_match::PathSpecifier, HeaderMatcher as HeaderMatcherProto, Route as RouteProto,
-    RouteAction, RouteConfiguration, RouteMatch as RouteMatchProto, VirtualHost as VhProto,
+    redirect_action, route::Action as ActionProto, route_match::PathSpecifier,
+    HeaderMatcher as HeaderMatcherProto, Route as RouteProto, RouteConfiguration,
+    RouteMatch as RouteMatchProto, VirtualHost as VhProto,
 };
 use envoy_types::pb::envoy::r#type::matcher::v3::{
     string_matcher::MatchPattern, RegexMatcher, StringMatcher,
@@ -27,9 +35,23 @@ pub fn route_configuration(rc: &RouteConfiguration) -> Result<RouteConfig> {
         .enumerate()
         .map(|(i, vh)| virtual_host(&format!("virtual_hosts[{i}]"), vh))
         .collect::<Result<_>>()?;
+    let headers = headers::mutations(
+        "",
+        &rc.request_headers_to_add,
+        &rc.request_headers_to_remove,
+        &rc.response_headers_to_add,
+        &rc.response_headers_to_remove,
+    )?;
+    let filters = filters::filter_configs("", &rc.typed_per_filter_config)?;
     let mut rest = rc.clone();
     rest.name.clear();
     rest.virtual_hosts.clear();
+    rest.request_headers_to_add.clear();
+    rest.request_headers_to_remove.clear();
+    rest.response_headers_to_add.clear();
+    rest.response_headers_to_remove.clear();
+    rest.most_specific_header_mutations_wins = false;
+    rest.typed_per_filter_config.clear();
     // Only decides whether unknown clusters reject the config; weft-proxy answers 503 NC
     // for them at request time either way.
     rest.validate_clusters = None;
@@ -39,6 +61,9 @@ pub fn route_configuration(rc: &RouteConfiguration) -> Result<RouteConfig> {
     Ok(RouteConfig {
         name: rc.name.clone(),
         virtual_hosts,
+        headers,
+        most_specific_header_mutations_wins: rc.most_specific_header_mutations_wins,
+        filters,
     })
 }
 
@@ -52,24 +77,50 @@ fn virtual_host(field: &str, vh: &VhProto) -> Result<VirtualHost> {
         .enumerate()
         .map(|(i, r)| route(&format!("{field}.routes[{i}]"), r))
         .collect::<Result<_>>()?;
+    let headers = headers::mutations(
+        field,
+        &vh.request_headers_to_add,
+        &vh.request_headers_to_remove,
+        &vh.response_headers_to_add,
+        &vh.response_headers_to_remove,
+    )?;
+    let filters = filters::filter_configs(field, &vh.typed_per_filter_config)?;
+    let retry_policy = match &vh.retry_policy {
+        None => None,
+        Some(r) => Some(action::retry_policy(&at(field, "retry_policy"), r)?),
+    };
+    let mirrors = action::mirrors(field, &vh.request_mirror_policies)?;
     let mut rest = vh.clone();
     rest.name.clear();
     rest.domains.clear();
     rest.routes.clear();
     rest.include_request_attempt_count = false;
+    rest.include_attempt_count_in_response = false;
+    rest.request_headers_to_add.clear();
+    rest.request_headers_to_remove.clear();
+    rest.response_headers_to_add.clear();
+    rest.response_headers_to_remove.clear();
+    rest.typed_per_filter_config.clear();
+    rest.retry_policy = None;
+    rest.request_mirror_policies.clear();
     reject_rest(field, &rest, fields::VIRTUAL_HOST)?;
     Ok(VirtualHost {
         name: vh.name.clone(),
         domains: vh.domains.iter().map(|d| d.to_ascii_lowercase()).collect(),
         routes,
         include_request_attempt_count: vh.include_request_attempt_count,
+        include_attempt_count_in_response: vh.include_attempt_count_in_response,
+        headers,
+        filters,
+        retry_policy,
+        mirrors,
     })
 }
 
 fn route(field: &str, r: &RouteProto) -> Result<Route> {
     let matcher = route_match(&at(field, "match"), r.r#match.as_ref())?;
     let action = match &r.action {
-        Some(ActionProto::Route(a)) => Action::Forward(forward(&at(field, "route"), a)?),
+        Some(ActionProto::Route(a)) => Action::Forward(action::forward(&at(field, "route"), a)?),
         Some(ActionProto::DirectResponse(d)) => {
             let body = match d.body.as_ref().and_then(|b| b.specifier.as_ref()) {
                 None => None,
@@ -102,16 +153,25 @@ fn route(field: &str, r: &RouteProto) -> Result<Route> {
         }
         None => return Err(invalid(field, "no action")),
     };
-    if let Some(name) = r.typed_per_filter_config.keys().next() {
-        return Err(unsupported(
-            at(field, "typed_per_filter_config"),
-            format!("per-route config for {name}"),
-        ));
-    }
+    let filters = filters::filter_configs(field, &r.typed_per_filter_config)?;
+    let headers = headers::mutations(
+        field,
+        &r.request_headers_to_add,
+        &r.request_headers_to_remove,
+        &r.response_headers_to_add,
+        &r.response_headers_to_remove,
+    )?;
     let mut rest = r.clone();
     rest.name.clear();
     rest.r#match = None;
     rest.action = None;
+    rest.typed_per_filter_config.clear();
+    rest.request_headers_to_add.clear();
+    rest.request_headers_to_remove.clear();
+    rest.response_headers_to_add.clear();
+    rest.response_headers_to_remove.clear();
+    // Only names the route's statistics.
+    rest.stat_prefix.clear();
     // Tracing and metadata only label the request; they do not change how it is served.
     rest.decorator = None;
     rest.metadata = None;
@@ -120,6 +180,8 @@ fn route(field: &str, r: &RouteProto) -> Result<Route> {
         name: r.name.clone(),
         matcher,
         action,
+        headers,
+        filters,
     })
 }
 
@@ -183,13 +245,7 @@ fn route_match(field: &str, m: Option<&RouteMatchProto>) -> Result<RouteMatch> {
 
 // The deprecated specifiers are still valid xDS that older control planes send.
 #[allow(deprecated)]
-fn header_matcher(field: &str, h: &HeaderMatcherProto) -> Result<HeaderMatcher> {
-    if h.treat_missing_header_as_empty {
-        return Err(unsupported(
-            at(field, "treat_missing_header_as_empty"),
-            "treat_missing_header_as_empty",
-        ));
-    }
+pub(crate) fn header_matcher(field: &str, h: &HeaderMatcherProto) -> Result<HeaderMatcher> {
     let matcher = match &h.header_match_specifier {
         Some(HeaderMatchSpecifier::PresentMatch(p)) => HeaderMatch::Present(*p),
         Some(HeaderMatchSpecifier::ExactMatch(s)) => value(StringMatch::Exact(s.clone()), false),
@@ -210,6 +266,7 @@ fn header_matcher(field: &str, h: &HeaderMatcherProto) -> Result<HeaderMatcher> 
         name: h.name.to_ascii_lowercase(),
         matcher,
         invert: h.invert_match,
+        treat_missing_as_empty: h.treat_missing_header_as_empty,
     })
 }
 
@@ -243,70 +300,6 @@ fn regex(field: &str, r: &RegexMatcher) -> Result<Arc<Regex>> {
         .map_err(|e| invalid(at(field, "regex"), e.to_string()))
 }
 
-fn forward(field: &str, a: &RouteAction) -> Result<Forward> {
-    let clusters = match &a.cluster_specifier {
-        Some(ClusterSpecifier::Cluster(c)) => vec![WeightedCluster {
-            name: c.clone(),
-            weight: 1,
-        }],
-        Some(ClusterSpecifier::WeightedClusters(w)) => {
-            let mut out = Vec::new();
-            for (i, c) in w.clusters.iter().enumerate() {
-                let f = format!("{field}.weighted_clusters.clusters[{i}]");
-                let mut rest = c.clone();
-                rest.name.clear();
-                rest.weight = None;
-                if rest != Default::default() {
-                    return Err(unsupported(
-                        f,
-                        "header edits or host rewrites on weighted clusters",
-                    ));
-                }
-                out.push(WeightedCluster {
-                    name: c.name.clone(),
-                    weight: c.weight.map_or(0, |w| w.value),
-                });
-            }
-            if out.iter().all(|c| c.weight == 0) {
-                return Err(invalid(
-                    at(field, "weighted_clusters"),
-                    "all weights are zero",
-                ));
-            }
-            out
-        }
-        _ => {
-            return Err(unsupported(
-                field,
-                "cluster specifiers other than cluster, weighted_clusters",
-            ))
-        }
-    };
-    let timeout = match &a.timeout {
-        // Envoy's default route timeout.
-        None => Some(std::time::Duration::from_secs(15)),
-        Some(d) => Some(duration(&at(field, "timeout"), d)?).filter(|d| !d.is_zero()),
-    };
-    if !a.hash_policy.is_empty() {
-        return Err(unsupported(at(field, "hash_policy"), "consistent hashing"));
-    }
-    if !a.request_mirror_policies.is_empty() {
-        return Err(unsupported(
-            at(field, "request_mirror_policies"),
-            "mirroring",
-        ));
-    }
-    let mut rest = a.clone();
-    rest.cluster_specifier = None;
-    rest.timeout = None;
-    // Accepted but not applied yet (crate docs): Istio puts a default retry policy and
-    // stream durations on every route, so refusing them would refuse every route.
-    rest.retry_policy = None;
-    rest.max_stream_duration = None;
-    reject_rest(field, &rest, fields::ROUTE_ACTION)?;
-    Ok(Forward { clusters, timeout })
-}
-
 fn redirect(
     field: &str,
     r: &envoy_types::pb::envoy::config::route::v3::RedirectAction,
@@ -320,17 +313,20 @@ fn redirect(
     };
     let path = match &r.path_rewrite_specifier {
         None => None,
-        Some(PathRewriteSpecifier::PathRedirect(p)) => Some(p.clone()),
-        Some(_) => {
+        Some(PathRewriteSpecifier::PathRedirect(p)) => Some(RedirectPath::Path(p.clone())),
+        Some(PathRewriteSpecifier::PrefixRewrite(p)) => {
+            Some(RedirectPath::Rewrite(PathRewrite::Prefix(p.clone())))
+        }
+        Some(PathRewriteSpecifier::RegexRewrite(re)) => Some(RedirectPath::Rewrite(
+            action::regex_rewrite(&at(field, "regex_rewrite"), re)?,
+        )),
+        Some(PathRewriteSpecifier::PathRewrite(_)) => {
             return Err(unsupported(
-                field,
-                "prefix_rewrite / regex_rewrite in redirects",
+                at(field, "path_rewrite"),
+                "path rewrite extensions",
             ))
         }
     };
-    if r.strip_query {
-        return Err(unsupported(at(field, "strip_query"), "strip_query"));
-    }
     let status = match RedirectResponseCode::try_from(r.response_code) {
         Ok(RedirectResponseCode::MovedPermanently) => 301,
         Ok(RedirectResponseCode::Found) => 302,
@@ -349,6 +345,7 @@ fn redirect(
         host: Some(r.host_redirect.clone()).filter(|h| !h.is_empty()),
         port: u16::try_from(r.port_redirect).ok().filter(|p| *p != 0),
         path,
+        strip_query: r.strip_query,
         status,
     })
 }

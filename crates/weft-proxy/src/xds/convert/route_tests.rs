@@ -4,7 +4,7 @@ use super::*;
 use crate::xds::convert::{cluster, endpoint, listener, ConvertError};
 use envoy_types::pb::envoy::config::cluster::v3::{
     cluster::{ClusterDiscoveryType, DiscoveryType, LbPolicy as LbProto},
-    Cluster as ClusterProto, OutlierDetection,
+    Cluster as ClusterProto,
 };
 use envoy_types::pb::envoy::config::core::v3::{
     address, socket_address::PortSpecifier, Address, HealthStatus, SocketAddress,
@@ -14,8 +14,8 @@ use envoy_types::pb::envoy::config::endpoint::v3::{
 };
 use envoy_types::pb::envoy::config::listener::v3::{filter, Filter, FilterChain, Listener};
 use envoy_types::pb::envoy::config::route::v3::{
-    route_action::HashPolicy, weighted_cluster::ClusterWeight, DirectResponseAction,
-    WeightedCluster as WcProto,
+    route_action::ClusterSpecifier, weighted_cluster::ClusterWeight, DirectResponseAction,
+    RouteAction, WeightedCluster as WcProto,
 };
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
     http_connection_manager::RouteSpecifier, http_filter, HttpConnectionManager as Hcm, HttpFilter,
@@ -23,7 +23,7 @@ use envoy_types::pb::envoy::extensions::filters::network::http_connection_manage
 use envoy_types::pb::google::protobuf::{Any, BoolValue, UInt32Value};
 use prost::Message;
 
-fn prefix_route(cluster: &str) -> RouteProto {
+pub(super) fn prefix_route(cluster: &str) -> RouteProto {
     RouteProto {
         name: "default".into(),
         r#match: Some(RouteMatchProto {
@@ -38,7 +38,7 @@ fn prefix_route(cluster: &str) -> RouteProto {
     }
 }
 
-fn config(routes: Vec<RouteProto>) -> RouteConfiguration {
+pub(super) fn config(routes: Vec<RouteProto>) -> RouteConfiguration {
     RouteConfiguration {
         name: "http_proxy".into(),
         virtual_hosts: vec![VhProto {
@@ -111,38 +111,6 @@ fn direct_response_keeps_status_and_body() {
 }
 
 #[test]
-fn unsupported_route_features_are_named() {
-    let mut r = prefix_route("c");
-    if let Some(ActionProto::Route(a)) = &mut r.action {
-        a.hash_policy.push(HashPolicy::default());
-    }
-    let err = route_configuration(&config(vec![r])).unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "virtual_hosts[0].routes[0].route.hash_policy: unsupported: consistent hashing"
-    );
-
-    let mut r = prefix_route("c");
-    if let Some(ActionProto::Route(a)) = &mut r.action {
-        a.prefix_rewrite = "/v2".into();
-    }
-    let err = route_configuration(&config(vec![r])).unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "virtual_hosts[0].routes[0].route: unsupported: prefix_rewrite"
-    );
-
-    let mut r = prefix_route("c");
-    r.typed_per_filter_config
-        .insert("envoy.filters.http.fault".into(), Any::default());
-    let err = route_configuration(&config(vec![r])).unwrap_err();
-    assert!(
-        matches!(err, ConvertError::Unsupported { ref what, .. } if what.contains("envoy.filters.http.fault")),
-        "{err}"
-    );
-}
-
-#[test]
 fn bad_regex_is_invalid() {
     let mut r = prefix_route("c");
     r.r#match.as_mut().unwrap().path_specifier = Some(PathSpecifier::SafeRegex(RegexMatcher {
@@ -156,7 +124,7 @@ fn bad_regex_is_invalid() {
     );
 }
 
-fn any<M: Message>(type_name: &str, m: &M) -> Any {
+pub(super) fn any<M: Message>(type_name: &str, m: &M) -> Any {
     Any {
         type_url: format!("type.googleapis.com/{type_name}"),
         value: m.encode_to_vec(),
@@ -221,7 +189,7 @@ fn router() -> HttpFilter {
 fn http_listener_with_inline_routes_converts() {
     let l = listener::listener(&hcm_listener(vec![router()])).unwrap();
     assert_eq!(l.address, "127.0.0.1:15001".parse().unwrap());
-    let crate::model::NetworkFilter::Http(h) = &l.filter else {
+    let crate::model::NetworkFilter::Http(h) = &l.filter_chains[0].filter else {
         panic!("not HTTP");
     };
     assert!(matches!(&h.routes, crate::model::RouteSource::Inline(rc) if rc.name == "http_proxy"));
@@ -244,12 +212,6 @@ fn unknown_http_filters_and_listener_features_are_refused() {
     assert!(
         matches!(listener::listener(&l), Err(ConvertError::Unsupported { field, .. }) if field == "use_original_dst")
     );
-    let mut l = hcm_listener(vec![router()]);
-    l.filter_chains.push(FilterChain::default());
-    assert!(listener::listener(&l)
-        .unwrap_err()
-        .to_string()
-        .contains("2 filter chains"));
 }
 
 fn eds_cluster() -> ClusterProto {
@@ -262,27 +224,19 @@ fn eds_cluster() -> ClusterProto {
 }
 
 #[test]
-fn eds_cluster_converts_and_outlier_detection_is_refused() {
+fn eds_cluster_converts() {
     let c = cluster::cluster(&eds_cluster()).unwrap();
-    assert_eq!(c.lb_policy, crate::model::LbPolicy::LeastRequest);
+    assert_eq!(
+        c.lb_policy,
+        crate::model::LbPolicy::LeastRequest { choice_count: 2 }
+    );
     assert_eq!(
         c.discovery,
         crate::model::Discovery::Eds {
             service_name: "outbound|9080||ratings.default.svc.cluster.local".into()
         }
     );
-    let mut proto = eds_cluster();
-    proto.outlier_detection = Some(OutlierDetection::default());
-    assert_eq!(
-        cluster::cluster(&proto).unwrap_err().to_string(),
-        "outlier_detection: unsupported: outlier detection"
-    );
-    let mut proto = eds_cluster();
-    proto.lb_policy = LbProto::Maglev as i32;
-    assert_eq!(
-        cluster::cluster(&proto).unwrap_err().to_string(),
-        "lb_policy: unsupported: MAGLEV"
-    );
+    // Outlier detection and Maglev are converted now: see convert/cluster_tests.rs.
 }
 
 #[test]
@@ -322,3 +276,6 @@ fn endpoints_keep_health_and_weight() {
         .to_string()
         .contains("priority"));
 }
+
+#[path = "route_feature_tests.rs"]
+mod features;

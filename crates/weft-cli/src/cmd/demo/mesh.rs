@@ -1,0 +1,252 @@
+//! What the demo runs and applies: Bookinfo's workloads, their ports, and the Istio config for them.
+//!
+//! The config is the equivalent of Istio's `bookinfo.yaml` (a ServiceEntry per Service, a
+//! WorkloadGroup per Deployment, since there is no Kubernetes here), `bookinfo-gateway.yaml`
+//! and `destination-rule-all.yaml`.
+
+use serde_json::{json, Value};
+
+/// Namespace of everything, as in Istio's samples.
+pub const NAMESPACE: &str = "default";
+/// Port every Bookinfo service listens on in the mesh.
+pub const SERVICE_PORT: u16 = 9080;
+/// Ports each workload takes from the block, see [`Ports`].
+const SLOT: u16 = 10;
+
+/// One Bookinfo deployment: service, version, and the `bookinfo` arguments that run it.
+#[derive(Clone, Copy, Debug)]
+pub struct Workload {
+    pub service: &'static str,
+    pub version: &'static str,
+}
+
+impl Workload {
+    /// `reviews-v2`: the WorkloadGroup's name, and the proxy's in the node id.
+    pub fn name(&self) -> String {
+        format!("{}-{}", self.service, self.version)
+    }
+
+    /// The `bookinfo` subcommand and flags for this workload.
+    pub fn app_args(&self) -> Vec<String> {
+        let mut args = vec![self.service.to_string()];
+        if self.service == "reviews" {
+            args.extend(["--version".to_string(), self.version.to_string()]);
+        }
+        args
+    }
+}
+
+/// Bookinfo's deployments, in start order (the ones called last start first).
+pub const WORKLOADS: &[Workload] = &[
+    Workload {
+        service: "ratings",
+        version: "v1",
+    },
+    Workload {
+        service: "details",
+        version: "v1",
+    },
+    Workload {
+        service: "reviews",
+        version: "v1",
+    },
+    Workload {
+        service: "reviews",
+        version: "v2",
+    },
+    Workload {
+        service: "reviews",
+        version: "v3",
+    },
+    Workload {
+        service: "productpage",
+        version: "v1",
+    },
+];
+
+/// The gateway's WorkloadGroup, selected by `istio: ingressgateway`.
+pub const GATEWAY_GROUP: &str = "istio-ingressgateway";
+
+/// Where each workload listens, from a block of ports starting at `base`: workload `i`
+/// (in [`WORKLOADS`] order) takes `base + 10*i` (its sidecar's inbound listener, the port
+/// other sidecars reach it on), `+1` (the app itself), `+2` (its sidecar's outbound HTTP
+/// proxy), `+3` (its sidecar's admin). The gateway's admin is `base + 10*6 + 3`.
+#[derive(Clone, Copy, Debug)]
+pub struct Ports {
+    pub base: u16,
+}
+
+impl Ports {
+    fn at(&self, slot: usize, offset: u16) -> u16 {
+        self.base + SLOT * slot as u16 + offset
+    }
+    pub fn inbound(&self, i: usize) -> u16 {
+        self.at(i, 0)
+    }
+    pub fn app(&self, i: usize) -> u16 {
+        self.at(i, 1)
+    }
+    pub fn outbound(&self, i: usize) -> u16 {
+        self.at(i, 2)
+    }
+    pub fn admin(&self, i: usize) -> u16 {
+        self.at(i, 3)
+    }
+    pub fn gateway_admin(&self) -> u16 {
+        self.at(WORKLOADS.len(), 3)
+    }
+    /// The last port of the block, to check it fits below 65536.
+    pub fn span() -> u16 {
+        SLOT * WORKLOADS.len() as u16 + 3
+    }
+
+    /// Every port the demo binds in the block, with what it is for (for a clear error).
+    pub fn all(&self) -> Vec<(u16, String)> {
+        let mut out = Vec::new();
+        for (i, w) in WORKLOADS.iter().enumerate() {
+            let n = w.name();
+            out.push((self.inbound(i), format!("{n} sidecar inbound")));
+            out.push((self.app(i), format!("{n} app")));
+            out.push((self.outbound(i), format!("{n} sidecar outbound")));
+            out.push((self.admin(i), format!("{n} sidecar admin")));
+        }
+        out.push((self.gateway_admin(), "gateway admin".into()));
+        out
+    }
+}
+
+/// The config files the demo applies, by file name.
+pub fn config_files(ports: Ports, gateway_port: u16) -> Vec<(&'static str, Vec<Value>)> {
+    vec![
+        ("bookinfo.yaml", bookinfo(ports)),
+        ("bookinfo-gateway.yaml", gateway(gateway_port)),
+        ("destination-rule-all.yaml", destination_rules()),
+    ]
+}
+
+fn meta(name: &str) -> Value {
+    json!({"name": name, "namespace": NAMESPACE})
+}
+
+/// Services and workloads: Istio's bookinfo.yaml without Kubernetes.
+fn bookinfo(ports: Ports) -> Vec<Value> {
+    let mut docs = Vec::new();
+    for service in ["details", "ratings", "reviews", "productpage"] {
+        docs.push(json!({
+            "apiVersion": "networking.istio.io/v1", "kind": "ServiceEntry",
+            "metadata": {"name": service, "namespace": NAMESPACE,
+                         "labels": {"app": service, "service": service}},
+            "spec": {
+                "hosts": [format!("{service}.{NAMESPACE}.svc.cluster.local")],
+                "location": "MESH_INTERNAL",
+                "ports": [{"number": SERVICE_PORT, "name": "http", "protocol": "HTTP"}],
+                "resolution": "STATIC",
+                "workloadSelector": {"labels": {"app": service}},
+            },
+        }));
+    }
+    for (i, w) in WORKLOADS.iter().enumerate() {
+        docs.push(json!({
+            "apiVersion": "networking.istio.io/v1", "kind": "WorkloadGroup",
+            "metadata": meta(&w.name()),
+            "spec": {
+                "metadata": {"labels": {"app": w.service, "version": w.version}},
+                "template": {
+                    "serviceAccount": format!("bookinfo-{}", w.service),
+                    "ports": {"http": ports.inbound(i)},
+                },
+            },
+        }));
+    }
+    docs.push(json!({
+        "apiVersion": "networking.istio.io/v1", "kind": "WorkloadGroup",
+        "metadata": meta(GATEWAY_GROUP),
+        "spec": {
+            "metadata": {"labels": {"istio": "ingressgateway", "app": GATEWAY_GROUP}},
+            "template": {"serviceAccount": "istio-ingressgateway-service-account"},
+        },
+    }));
+    docs
+}
+
+/// Istio's bookinfo-gateway.yaml, its server on the demo's gateway port.
+fn gateway(port: u16) -> Vec<Value> {
+    let prefix = |p: &str| json!({"uri": {"prefix": p}});
+    let exact = |p: &str| json!({"uri": {"exact": p}});
+    vec![
+        json!({
+            "apiVersion": "networking.istio.io/v1", "kind": "Gateway",
+            "metadata": meta("bookinfo-gateway"),
+            "spec": {
+                "selector": {"istio": "ingressgateway"},
+                "servers": [{"port": {"number": port, "name": "http", "protocol": "HTTP"},
+                             "hosts": ["*"]}],
+            },
+        }),
+        json!({
+            "apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+            "metadata": meta("bookinfo"),
+            "spec": {
+                "hosts": ["*"],
+                "gateways": ["bookinfo-gateway"],
+                "http": [{
+                    "match": [exact("/productpage"), prefix("/static"), exact("/login"),
+                              exact("/logout"), prefix("/api/v1/products")],
+                    "route": [{"destination": {"host": "productpage",
+                                               "port": {"number": SERVICE_PORT}}}],
+                }],
+            },
+        }),
+    ]
+}
+
+/// Istio's destination-rule-all.yaml: a subset per version label.
+fn destination_rules() -> Vec<Value> {
+    let rule = |host: &str, versions: &[&str]| {
+        let subsets: Vec<Value> = versions
+            .iter()
+            .map(|v| json!({"name": v, "labels": {"version": v}}))
+            .collect();
+        json!({
+            "apiVersion": "networking.istio.io/v1", "kind": "DestinationRule",
+            "metadata": meta(host),
+            "spec": {"host": host, "subsets": subsets},
+        })
+    };
+    vec![
+        rule("productpage", &["v1"]),
+        rule("reviews", &["v1", "v2", "v3"]),
+        rule("ratings", &["v1", "v2", "v2-mysql", "v2-mysql-vm"]),
+        rule("details", &["v1", "v2"]),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    #[test]
+    fn port_block_has_no_overlap_and_fits_its_span() {
+        let ports = Ports { base: 19100 };
+        let all = ports.all();
+        let distinct: BTreeSet<u16> = all.iter().map(|(p, _)| *p).collect();
+        assert_eq!(distinct.len(), all.len());
+        assert_eq!(*distinct.first().unwrap(), 19100);
+        assert_eq!(*distinct.last().unwrap(), 19100 + Ports::span());
+    }
+
+    #[test]
+    fn every_document_is_valid_istio_config() {
+        for (file, docs) in config_files(Ports { base: 19100 }, 8080) {
+            for doc in docs {
+                match weft_config::parse::validate_value(0, doc.clone()) {
+                    Ok((_, warnings)) => {
+                        assert!(warnings.is_empty(), "{file}: {doc}: {warnings:?}")
+                    }
+                    Err(e) => panic!("{file}: {doc}: {e}"),
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,289 @@
+//! The router filter's forwarding: the upstream request built from the route (rewrites,
+//! header edits, hash), mirrors, then tries under the route timeout, per-try timeout and
+//! retry policy, and the response sent back with the route's response edits.
+
+use super::headers::{self, apply_response};
+use super::local_reply::{is_grpc, local_reply, ResponseFlag};
+use super::retry::{backoff, grpc_status, retriable, Outcome, RequestBody};
+use super::{choose_by, hash, mirror, rewrite, uuid_v4, ResponseBody, HOP_BY_HOP};
+use crate::cluster::{self, UpstreamError};
+use crate::model::{Forward, Route, RouteConfig, VirtualHost};
+use crate::state::{Proxy, Snapshot};
+use crate::stats::inc;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+/// The request's place in the configuration, shared by the filters.
+pub struct RouteCtx<'a> {
+    pub proxy: &'a Proxy,
+    pub snapshot: &'a Snapshot,
+    pub rc: &'a RouteConfig,
+    pub vh: &'a VirtualHost,
+    pub route: &'a Route,
+    pub peer: Option<SocketAddr>,
+    pub authority: &'a str,
+    pub path_and_query: &'a str,
+}
+
+const TIMEOUT_BODY: &str = "upstream request timeout";
+
+pub async fn forward(
+    ctx: &RouteCtx<'_>,
+    f: &Forward,
+    req: Request<Incoming>,
+) -> Response<ResponseBody> {
+    let target = choose_by(&f.clusters, |c| c.weight);
+    let mut resp = forward_to(ctx, f, target, req).await;
+    // The destination the metrics and the access log report, local replies included.
+    let reporter = crate::telemetry::labels::Reporter::of(Some(&target.name), "");
+    let dest = (ctx.proxy.telemetry.metrics).destination(reporter, Some(&target.name));
+    resp.extensions_mut().insert(crate::telemetry::Routed(dest));
+    resp
+}
+
+async fn forward_to(
+    ctx: &RouteCtx<'_>,
+    f: &Forward,
+    target: &crate::model::route::RouteCluster,
+    req: Request<Incoming>,
+) -> Response<ResponseBody> {
+    let levels = headers::levels(ctx.rc, ctx.vh, ctx.route, Some(target));
+    let downstream_headers = req.headers().clone();
+    // Router local replies carry the route's response edits too, as in Envoy.
+    let reply = |status: StatusCode, flag: ResponseFlag, body: &str| {
+        let mut r = local_reply(status, flag, body);
+        apply_response(&levels, r.headers_mut(), ctx.peer, &downstream_headers);
+        r
+    };
+    let Some(cluster) = ctx.snapshot.clusters.get(&target.name) else {
+        return reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ResponseFlag::NoClusterFound,
+            "",
+        );
+    };
+    let proxy = ctx.proxy;
+    let cluster_stats = proxy.stats.cluster(&target.name);
+    let (mut parts, body) = req.into_parts();
+    let h = &mut parts.headers;
+    for name in HOP_BY_HOP {
+        h.remove(*name);
+    }
+    let request_id = HeaderName::from_static("x-request-id");
+    if !h.contains_key(&request_id) {
+        h.insert(
+            request_id,
+            HeaderValue::from_str(&uuid_v4()).expect("hex and dashes"),
+        );
+    }
+    let proto = HeaderName::from_static("x-forwarded-proto");
+    if !h.contains_key(&proto) {
+        h.insert(proto, HeaderValue::from_static("http"));
+    }
+    let mut path = ctx.path_and_query.to_string();
+    if let Some(rw) = &f.path_rewrite {
+        let new = rewrite::rewrite(rw, &ctx.route.matcher.path, &path);
+        if new != path {
+            if let Ok(v) = HeaderValue::from_str(&path) {
+                h.insert(HeaderName::from_static("x-envoy-original-path"), v);
+            }
+            path = new;
+        }
+    }
+    // Only a hashing balancer asks for the hash (and so only then is a cookie generated).
+    let (lb, set_cookies) = if cluster::uses_hash(&cluster.config.lb_policy) {
+        let query = ctx
+            .path_and_query
+            .find('?')
+            .map_or("", |i| &ctx.path_and_query[i..]);
+        hash::compute(&f.hash_policy, h, query, ctx.peer)
+    } else {
+        Default::default()
+    };
+    headers::apply_request(&levels, h, ctx.peer);
+    let host = target
+        .host_rewrite
+        .as_deref()
+        .or(f.host_rewrite.as_deref())
+        .unwrap_or(ctx.authority);
+    if let Ok(v) = HeaderValue::from_str(host) {
+        h.insert(header::HOST, v);
+    }
+    let uri: http::Uri = match path.parse() {
+        Ok(u) => u,
+        Err(_) => return reply(StatusCode::BAD_REQUEST, ResponseFlag::None, ""),
+    };
+    // A streaming gRPC call over HTTP/2 may wait for answers before it ends its body, so
+    // it is never held back for buffering (and so is not retried after it started).
+    let mut body = if is_grpc(&parts.headers) && parts.version == http::Version::HTTP_2 {
+        RequestBody::Streaming(body.boxed())
+    } else {
+        match RequestBody::read(body).await {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::debug!(error = %e, "downstream body ended with an error");
+                return reply(StatusCode::BAD_REQUEST, ResponseFlag::None, "");
+            }
+        }
+    };
+    for m in f.mirrors.iter().chain(&ctx.vh.mirrors) {
+        if !m.fraction.sample() {
+            continue;
+        }
+        // Bodies too large to keep are not mirrored.
+        if let Some(b) = body.buffered() {
+            let copy = mirror::Copy {
+                method: &parts.method,
+                uri: &uri,
+                version: parts.version,
+                headers: &parts.headers,
+                body: b.clone(),
+            };
+            mirror::send(ctx.snapshot, m, copy, f.timeout);
+        }
+    }
+
+    let policy = f.retry_policy.as_ref().or(ctx.vh.retry_policy.as_ref());
+    let started = Instant::now();
+    let deadline = f.timeout.map(|t| started + t);
+    let mut attempt: u32 = 1;
+    let mut _retry_permit = None;
+    loop {
+        let mut try_req = Request::new(body.take());
+        *try_req.method_mut() = parts.method.clone();
+        *try_req.uri_mut() = uri.clone();
+        *try_req.version_mut() = parts.version;
+        *try_req.headers_mut() = parts.headers.clone();
+        if ctx.vh.include_request_attempt_count {
+            try_req.headers_mut().insert(
+                HeaderName::from_static("x-envoy-attempt-count"),
+                HeaderValue::from(attempt),
+            );
+        }
+        let now = Instant::now();
+        let per_try = policy.and_then(|p| p.per_try_timeout);
+        let limit = match (deadline.map(|d| d.saturating_duration_since(now)), per_try) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        inc(&proxy.stats.upstream_rq_total);
+        inc(&cluster_stats.upstream_rq_total);
+        let sent = cluster.send(try_req, lb.hash);
+        let result = match limit {
+            Some(l) => tokio::time::timeout(l, sent).await.ok(),
+            None => Some(sent.await),
+        };
+        let (outcome, response, error) = match result {
+            None if deadline.is_some_and(|d| Instant::now() >= d) => {
+                inc(&proxy.stats.rq_timeout);
+                inc(&cluster_stats.upstream_rq_timeout);
+                return reply(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    ResponseFlag::UpstreamRequestTimeout,
+                    TIMEOUT_BODY,
+                );
+            }
+            None => {
+                inc(&cluster_stats.upstream_rq_per_try_timeout);
+                (Outcome::PerTryTimeout, None, None)
+            }
+            Some(Ok(resp)) => {
+                let o = Outcome::Status(resp.status().as_u16(), grpc_status(resp.headers()));
+                (o, Some(resp), None)
+            }
+            Some(Err(UpstreamError::NoHealthyUpstream)) => {
+                inc(&proxy.stats.rq_no_healthy_upstream);
+                inc(&cluster_stats.upstream_cx_none_healthy);
+                return reply(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    ResponseFlag::NoHealthyUpstream,
+                    "no healthy upstream",
+                );
+            }
+            Some(Err(e @ UpstreamError::Overflow)) => {
+                return reply(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    ResponseFlag::UpstreamOverflow,
+                    e.body(),
+                );
+            }
+            Some(Err(e @ UpstreamError::ConnectFailure(_))) => {
+                inc(&proxy.stats.rq_upstream_failure);
+                inc(&cluster_stats.upstream_cx_connect_fail);
+                (Outcome::ConnectFailure, None, Some(e))
+            }
+            Some(Err(e @ UpstreamError::Reset(_))) => (Outcome::Reset, None, Some(e)),
+        };
+        tracing::debug!(cluster = %target.name, attempt, ?outcome, "upstream try");
+        let retry = policy
+            .filter(|p| attempt <= p.num_retries && retriable(p, outcome) && body.replayable());
+        if let Some(p) = retry {
+            let pause = backoff(p, attempt);
+            let in_time = deadline.is_none_or(|d| Instant::now() + pause < d);
+            if in_time {
+                if let Some(permit) = cluster.retry_permit() {
+                    _retry_permit = Some(permit);
+                    inc(&cluster_stats.upstream_rq_retry);
+                    drop(response);
+                    tokio::time::sleep(pause).await;
+                    attempt += 1;
+                    continue;
+                }
+            }
+        }
+        let mut resp = match (response, error) {
+            (Some(resp), _) => {
+                let (mut rp, rb) = resp.into_parts();
+                for name in HOP_BY_HOP {
+                    rp.headers.remove(*name);
+                }
+                let ms = started.elapsed().as_millis().to_string();
+                rp.headers.insert(
+                    HeaderName::from_static("x-envoy-upstream-service-time"),
+                    HeaderValue::from_str(&ms).expect("digits"),
+                );
+                let mut resp = Response::from_parts(rp, rb.boxed());
+                apply_response(&levels, resp.headers_mut(), ctx.peer, &downstream_headers);
+                resp
+            }
+            (None, Some(e)) => {
+                let flag = match e {
+                    UpstreamError::ConnectFailure(_) => ResponseFlag::UpstreamConnectionFailure,
+                    _ => ResponseFlag::UpstreamConnectionTermination,
+                };
+                reply(StatusCode::SERVICE_UNAVAILABLE, flag, e.body())
+            }
+            // The last try hit its per-try timeout.
+            (None, None) => {
+                inc(&proxy.stats.rq_timeout);
+                reply(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    ResponseFlag::UpstreamRequestTimeout,
+                    TIMEOUT_BODY,
+                )
+            }
+        };
+        add_response_extras(
+            resp.headers_mut(),
+            &set_cookies,
+            ctx.vh.include_attempt_count_in_response.then_some(attempt),
+        );
+        return resp;
+    }
+}
+
+fn add_response_extras(h: &mut HeaderMap, set_cookies: &[HeaderValue], attempts: Option<u32>) {
+    for c in set_cookies {
+        h.append(header::SET_COOKIE, c.clone());
+    }
+    if let Some(n) = attempts {
+        h.insert(
+            HeaderName::from_static("x-envoy-attempt-count"),
+            HeaderValue::from(n),
+        );
+    }
+}

@@ -1,0 +1,316 @@
+//! The incremental ADS client (`DeltaAggregatedResources`, bootstrap `api_type: DELTA_GRPC`).
+//!
+//! CDS and LDS are wildcard subscriptions; EDS and RDS subscribe and unsubscribe name by name
+//! as clusters and listeners come and go. Each response carries only what changed plus the
+//! names removed; it is merged into what was accepted before and applied through the same
+//! [`Store`] as state-of-the-world, then ACKed, or NACKed with the reason. On reconnect the
+//! versions held are sent as `initial_resource_versions`, so the server resends only what
+//! changed while the stream was down; the last good config stays in force meanwhile.
+
+use super::store::Store;
+use super::{CDS, EDS, LDS, RDS};
+use crate::bootstrap::Settings;
+use crate::state::Proxy;
+use crate::stats::{inc, UpdateStats};
+use envoy_types::pb::envoy::config::core::v3::Node;
+use envoy_types::pb::envoy::service::discovery::v3::{
+    aggregated_discovery_service_client::AggregatedDiscoveryServiceClient, DeltaDiscoveryRequest,
+    DeltaDiscoveryResponse,
+};
+use envoy_types::pb::google::protobuf::Any;
+use envoy_types::pb::google::rpc::Status;
+use rand::Rng;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+use thiserror::Error;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+
+const BACKOFF_START: Duration = Duration::from_millis(250);
+const BACKOFF_MAX: Duration = Duration::from_secs(15);
+/// gRPC INVALID_ARGUMENT, the code Envoy puts in a NACK's error_detail.
+const INVALID_ARGUMENT: i32 = 3;
+/// The order Envoy subscribes in: a cluster before its endpoints, a listener before its
+/// routes.
+const TYPES: [&str; 4] = [CDS, EDS, LDS, RDS];
+
+#[derive(Debug, Error)]
+enum SessionError {
+    #[error("cannot connect to the xDS server at {addr}: {source}")]
+    Connect {
+        addr: String,
+        source: tonic::transport::Error,
+    },
+    #[error("delta ADS stream failed: {0}")]
+    Stream(#[from] tonic::Status),
+    #[error("delta ADS request queue closed")]
+    Closed,
+}
+
+/// One accepted resource as the server sent it.
+#[derive(Clone, Debug)]
+struct Held {
+    version: String,
+    resource: Any,
+}
+
+/// What the client holds; it outlives streams.
+#[derive(Debug, Default)]
+pub struct Delta {
+    store: Store,
+    /// Per type: the accepted resources by name (what `initial_resource_versions` reports).
+    held: BTreeMap<&'static str, BTreeMap<String, Held>>,
+    /// Per named type (EDS, RDS): the names subscribed to on the current stream.
+    subscribed: BTreeMap<&'static str, BTreeSet<String>>,
+}
+
+fn is_wildcard(type_url: &str) -> bool {
+    type_url == CDS || type_url == LDS
+}
+
+/// The named type whose subscription follows `type_url`'s resources.
+fn dependent(type_url: &str) -> Option<&'static str> {
+    match type_url {
+        CDS => Some(EDS),
+        LDS => Some(RDS),
+        _ => None,
+    }
+}
+
+fn update_stats<'a>(proxy: &'a Proxy, type_url: &str) -> &'a UpdateStats {
+    match type_url {
+        CDS => &proxy.stats.cds,
+        LDS => &proxy.stats.lds,
+        RDS => &proxy.stats.rds,
+        _ => &proxy.stats.eds,
+    }
+}
+
+impl Delta {
+    /// Names of `type_url` the accepted clusters/listeners reference.
+    fn wanted(&self, type_url: &str) -> BTreeSet<String> {
+        match type_url {
+            EDS => self.store.eds_names(),
+            RDS => self.store.rds_names(),
+            _ => BTreeSet::new(),
+        }
+    }
+
+    fn versions(&self, type_url: &str) -> std::collections::HashMap<String, String> {
+        self.held
+            .get(type_url)
+            .into_iter()
+            .flatten()
+            .map(|(name, h)| (name.clone(), h.version.clone()))
+            .collect()
+    }
+
+    /// The first request of each type on a new stream: wildcard CDS/LDS, the referenced
+    /// EDS/RDS names, and every version already held.
+    pub fn initial_requests(&mut self, node: Node) -> Vec<DeltaDiscoveryRequest> {
+        let mut node = Some(node);
+        let mut out = Vec::new();
+        for type_url in TYPES {
+            let subscribe = if is_wildcard(type_url) {
+                vec!["*".to_string()]
+            } else {
+                let names = self.wanted(type_url);
+                self.subscribed.insert(type_url, names.clone());
+                if names.is_empty() {
+                    continue;
+                }
+                names.into_iter().collect()
+            };
+            out.push(DeltaDiscoveryRequest {
+                node: node.take(),
+                type_url: type_url.to_string(),
+                resource_names_subscribe: subscribe,
+                initial_resource_versions: self.versions(type_url),
+                ..Default::default()
+            });
+        }
+        out
+    }
+
+    /// Applies one response; returns its ACK or NACK, then any subscription change it
+    /// causes.
+    pub fn on_response(
+        &mut self,
+        proxy: &Proxy,
+        resp: DeltaDiscoveryResponse,
+    ) -> Vec<DeltaDiscoveryRequest> {
+        let Some(type_url) = TYPES.into_iter().find(|t| *t == resp.type_url) else {
+            tracing::warn!(type_url = %resp.type_url, "ignoring a response of a type never asked for");
+            return Vec::new();
+        };
+        let stats = update_stats(proxy, type_url);
+        let held = self.held.entry(type_url).or_default();
+        let mut next = held.clone();
+        let mut removed: Vec<String> = resp.removed_resources.clone();
+        let mut updated = Vec::new();
+        for r in &resp.resources {
+            match &r.resource {
+                Some(any) => {
+                    updated.push(any.clone());
+                    next.insert(
+                        r.name.clone(),
+                        Held {
+                            version: r.version.clone(),
+                            resource: any.clone(),
+                        },
+                    );
+                }
+                // A name without a body: the server has none by that name.
+                None => removed.push(r.name.clone()),
+            }
+        }
+        for name in &removed {
+            next.remove(name);
+        }
+        // Clusters and listeners replace their whole set (what they drop takes its
+        // endpoints and routes along); endpoints and routes are merged name by name.
+        let result = if is_wildcard(type_url) {
+            let all: Vec<Any> = next.values().map(|h| h.resource.clone()).collect();
+            self.store.apply(type_url, &resp.system_version_info, &all)
+        } else {
+            self.store
+                .apply(type_url, &resp.system_version_info, &updated)
+                .map(|()| {
+                    for name in &removed {
+                        if type_url == EDS {
+                            self.store.assignments.remove(name);
+                        } else {
+                            self.store.routes.remove(name);
+                        }
+                    }
+                })
+        };
+        let mut out = Vec::new();
+        match result {
+            Ok(()) => {
+                inc(&stats.update_success);
+                tracing::info!(
+                    type_url,
+                    version = %resp.system_version_info,
+                    updated = updated.len(),
+                    removed = removed.len(),
+                    "applied (delta)"
+                );
+                self.held.insert(type_url, next);
+                proxy.publish(self.store.snapshot(&proxy.snapshot.load(), &proxy.stats));
+                out.push(DeltaDiscoveryRequest {
+                    type_url: type_url.to_string(),
+                    response_nonce: resp.nonce,
+                    ..Default::default()
+                });
+            }
+            Err(errors) => {
+                inc(&stats.update_rejected);
+                let message = errors
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                tracing::warn!(type_url, version = %resp.system_version_info, %message, "rejected (delta NACK)");
+                out.push(DeltaDiscoveryRequest {
+                    type_url: type_url.to_string(),
+                    response_nonce: resp.nonce,
+                    error_detail: Some(Status {
+                        code: INVALID_ARGUMENT,
+                        message,
+                        details: Vec::new(),
+                    }),
+                    ..Default::default()
+                });
+            }
+        }
+        if let Some(dep) = dependent(type_url) {
+            out.extend(self.follow(dep));
+        }
+        out
+    }
+
+    /// Subscribes to the names of `type_url` now referenced and unsubscribes from those no
+    /// longer referenced (forgetting what was held of them, as Envoy does).
+    fn follow(&mut self, type_url: &'static str) -> Option<DeltaDiscoveryRequest> {
+        let wanted = self.wanted(type_url);
+        let current = self.subscribed.entry(type_url).or_default();
+        let subscribe: Vec<String> = wanted.difference(current).cloned().collect();
+        let unsubscribe: Vec<String> = current.difference(&wanted).cloned().collect();
+        if subscribe.is_empty() && unsubscribe.is_empty() {
+            return None;
+        }
+        *current = wanted;
+        if let Some(held) = self.held.get_mut(type_url) {
+            for name in &unsubscribe {
+                held.remove(name);
+            }
+        }
+        Some(DeltaDiscoveryRequest {
+            type_url: type_url.to_string(),
+            resource_names_subscribe: subscribe,
+            resource_names_unsubscribe: unsubscribe,
+            ..Default::default()
+        })
+    }
+}
+
+/// Runs the delta ADS client forever, reconnecting with jittered exponential backoff.
+pub async fn run(proxy: Arc<Proxy>, settings: Arc<Settings>) {
+    let mut delta = Delta::default();
+    let mut backoff = BACKOFF_START;
+    loop {
+        let mut got_response = false;
+        match session(&proxy, &settings, &mut delta, &mut got_response).await {
+            Ok(()) => tracing::warn!("xDS server closed the delta ADS stream"),
+            Err(e) => tracing::warn!(error = %e, "xDS session ended; keeping the last good config"),
+        }
+        if got_response {
+            backoff = BACKOFF_START;
+        }
+        let jitter = rand::rng().random_range(0..=backoff.as_millis() as u64 / 2);
+        tokio::time::sleep(backoff + Duration::from_millis(jitter)).await;
+        backoff = (backoff * 2).min(BACKOFF_MAX);
+    }
+}
+
+async fn session(
+    proxy: &Proxy,
+    settings: &Settings,
+    delta: &mut Delta,
+    got_response: &mut bool,
+) -> Result<(), SessionError> {
+    let addr = format!("http://{}", settings.xds);
+    let connect = |source| SessionError::Connect {
+        addr: addr.clone(),
+        source,
+    };
+    let channel = tonic::transport::Endpoint::from_shared(addr.clone())
+        .map_err(connect)?
+        .connect_timeout(Duration::from_secs(5))
+        .connect()
+        .await
+        .map_err(connect)?;
+    let mut client = AggregatedDiscoveryServiceClient::new(channel);
+    let (tx, rx) = mpsc::channel::<DeltaDiscoveryRequest>(16);
+    for req in delta.initial_requests(super::client::node(settings)) {
+        tx.send(req).await.map_err(|_| SessionError::Closed)?;
+    }
+    let mut stream = client
+        .delta_aggregated_resources(ReceiverStream::new(rx))
+        .await?
+        .into_inner();
+    tracing::info!(xds = %settings.xds, "delta ADS stream open");
+    while let Some(resp) = stream.message().await? {
+        *got_response = true;
+        for req in delta.on_response(proxy, resp) {
+            tx.send(req).await.map_err(|_| SessionError::Closed)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[path = "delta_tests.rs"]
+mod tests;

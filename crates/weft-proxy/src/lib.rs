@@ -13,27 +13,40 @@
 //!
 //! - **xDS**: ADS, state-of-the-world (`GRPC`) or incremental (`DELTA_GRPC`, the
 //!   bootstrap's `ads_config.api_type` chooses). CDS and LDS wildcard, EDS, RDS and SDS
-//!   (`Secret`, state-of-the-world) by the names clusters and listeners reference; delta subscribes and unsubscribes those names
-//!   as they change, applies `removed_resources`, ACKs or NACKs (with `error_detail`) each
+//!   (`Secret`) by the names clusters and listeners reference; delta subscribes (in Envoy's
+//!   order CDS, EDS, SDS, LDS, RDS) and unsubscribes those names as they change, applies `removed_resources`, ACKs or NACKs (with `error_detail`) each
 //!   response as a whole, and resumes with `initial_resource_versions` after a reconnect.
+//! - **Health**: `GET /healthz/ready` on Istio's status port 15021 (node metadata
+//!   `WEFT_HEALTH_PORT`, else `--health-port`): 200 once listeners are applied, 503 before;
+//!   a port that cannot be bound is skipped with a warning.
 //! - **Admin**: `/ready`, `/server_info`, `/config_dump`, `/clusters`, `/stats`; `POST
 //!   /drain` closes every listener, lets open connections finish (keep-alive ones close after
 //!   their response) for at most `--drain-time-s` (default 5), then exits 0; `POST
 //!   /quitquitquit` exits at once.
 //! - **Listener**: TCP `socket_address` with an IP; listener filters `tls_inspector`
-//!   (SNI and ALPN from the ClientHello) and `http_inspector` (HTTP/1.1 or h2c); one or
-//!   more filter chains, chosen per connection in Envoy's order by `filter_chain_match`
-//!   `destination_port`, `server_names` (exact, then `*.suffix`), `transport_protocol`
-//!   (`tls`/`raw_buffer`), `application_protocols`; a connection no chain matches is
-//!   closed. Each chain has exactly one network filter:
+//!   (SNI and ALPN from the ClientHello), `http_inspector` (HTTP/1.1 or h2c) and
+//!   `original_dst`; one or more filter chains, chosen per connection in Envoy's order by
+//!   `filter_chain_match` `destination_port`, `prefix_ranges` (longest prefix),
+//!   `server_names` (exact, then `*.suffix`), `transport_protocol` (`tls`/`raw_buffer`),
+//!   `application_protocols`; a connection no chain matches is closed.
+//!   - Transparent capture (iptables REDIRECT): the original destination is read with
+//!     SO_ORIGINAL_DST (IPv4 and IPv6) on listeners with `use_original_dst` or the
+//!     `original_dst` listener filter; where it cannot be read (the connection was not
+//!     redirected) the local address stands, as in Envoy. A `use_original_dst` listener
+//!     hands the connection to the listener on exactly that address, else on the wildcard
+//!     address with its port, else serves it with its own chains; either way chains match
+//!     the original destination. `bind_to_port: false` listeners are not bound and only
+//!     receive such handoffs. Each chain has exactly one network filter:
 //!   - `http_connection_manager` with `rds` (over ADS) or inline `route_config`; HTTP
 //!     filters: the router last, before it only `fault` and `cors` with empty config
 //!     (they act through per-route config); codec AUTO (HTTP/1.1, or HTTP/2 on the h2c preface), HTTP1 or HTTP2; HTTP/1.1 upgrades
-//!     are kept on the connection; `use_remote_address`, `generate_request_id`,
-//!     `normalize_path` accepted.
+//!     of the types `upgrade_configs` enables (`enabled`; no upgrade `filters`, no
+//!     CONNECT) are forwarded and, on the upstream's 101, spliced byte for byte; other
+//!     routed upgrade requests get Envoy's 403 and the connection closes;
+//!     `use_remote_address`, `generate_request_id`, `normalize_path` accepted.
 //!   - `tcp_proxy` to a `cluster` or `weighted_clusters`.
-//!   - Not supported: other listener filters, `filter_chain_match` on addresses or
-//!     source, `use_original_dst`, `bind_to_port: false` (transparent capture).
+//!   - Not supported: other listener filters, `filter_chain_match` on address suffixes or
+//!     source.
 //!   - TLS termination: a chain's `transport_socket` `envoy.transport_sockets.tls` with a
 //!     `DownstreamTlsContext`, applied after the chain is chosen (by SNI): see **TLS**.
 //! - **RouteConfiguration**: virtual hosts by domain (exact `host`/`host:port`, `*.suffix`,
@@ -97,8 +110,9 @@
 //!   when a connection is opened, so every connection sees fresh DNS; `dns_refresh_rate`
 //!   kept, `respect_dns_ttl` accepted); `EDS`; `ORIGINAL_DST` with
 //!   `original_dst_lb_config.use_http_header` (host from `x-envoy-original-dst-host`),
-//!   otherwise 503 UH: explicit mode has no original destination, transparent mode will use
-//!   SO_ORIGINAL_DST once listeners pass it down. `lb_policy` `ROUND_ROBIN` (weighted),
+//!   otherwise the connection's original destination: the TCP proxy connects to it (no
+//!   original destination, e.g. explicit mode: UH); HTTP requests still get 503 UH until
+//!   the connection manager passes it down. `lb_policy` `ROUND_ROBIN` (weighted),
 //!   `LEAST_REQUEST` (power of `choice_count` choices by requests in flight, counted until
 //!   the response body ends), `RANDOM`, `RING_HASH` (xxHash64 ring, `minimum_ring_size`/
 //!   `maximum_ring_size`, XX_HASH only) and `MAGLEV` (`table_size`, prime, default 65537),
@@ -163,6 +177,7 @@
 pub mod admin;
 pub mod bootstrap;
 pub mod cluster;
+pub mod health;
 pub mod http;
 pub mod listener;
 pub mod model;
@@ -188,7 +203,20 @@ pub async fn run_with(
     settings: bootstrap::Settings,
     telemetry_options: telemetry::Options,
 ) -> std::io::Result<()> {
+    run_with_health(settings, telemetry_options, None).await
+}
+
+/// [`run_with`] and the `--health-port` flag (node metadata `WEFT_HEALTH_PORT` wins).
+pub async fn run_with_health(
+    settings: bootstrap::Settings,
+    telemetry_options: telemetry::Options,
+    health_port: Option<u16>,
+) -> std::io::Result<()> {
     let proxy = state::Proxy::new();
+    tokio::spawn(health::serve(
+        proxy.clone(),
+        health::port(&settings.metadata, health_port),
+    ));
     proxy.telemetry.start(&settings, &telemetry_options);
     let stats_port = telemetry::stats_port(&settings.metadata, telemetry_options.stats_port);
     tokio::spawn(telemetry::server::serve(

@@ -25,6 +25,9 @@ struct Cli {
     /// Port of `/stats/prometheus` (Istio's 15090); node metadata `WEFT_STATS_PORT` wins.
     #[arg(long)]
     stats_port: Option<u16>,
+    /// Port of `/healthz/ready` (Istio's 15021); node metadata `WEFT_HEALTH_PORT` wins.
+    #[arg(long)]
+    health_port: Option<u16>,
     /// Access log on stdout: `on` or `off`.
     #[arg(long, default_value = "on", value_parser = ["on", "off"])]
     access_log: String,
@@ -62,7 +65,11 @@ fn main() -> ExitCode {
         access_log: cli.access_log == "on",
         access_log_format: cli.access_log_format,
     };
-    match runtime.block_on(weft_proxy::run_with(settings, telemetry)) {
+    match runtime.block_on(weft_proxy::run_with_health(
+        settings,
+        telemetry,
+        cli.health_port,
+    )) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("weft-proxy: admin endpoint: {e}");

@@ -249,7 +249,7 @@ impl Pool {
         let (sender, conn) = http1::handshake(io)
             .await
             .map_err(|e| PoolError::Connect(e.to_string()))?;
-        self.drive(conn);
+        self.drive(conn.with_upgrades());
         Ok(sender)
     }
 

@@ -11,6 +11,7 @@ mod retry;
 mod rewrite;
 mod router;
 pub mod routing;
+mod upgrade;
 
 pub use hash::LbContext;
 
@@ -168,6 +169,13 @@ async fn filter_chain(
         inc(&proxy.stats.rq_no_route);
         return local_reply(StatusCode::NOT_FOUND, ResponseFlag::NoRoute, "");
     };
+    // As Envoy: a routed HTTP/1.1 upgrade of a type `upgrade_configs` does not enable.
+    if let Some(kind) = upgrade::requested(req.version(), req.headers()) {
+        if !hcm.upgrades.contains(&kind) {
+            tracing::debug!(upgrade = %kind, "upgrade not enabled: 403");
+            return upgrade::refused();
+        }
+    }
     let ctx = router::RouteCtx {
         proxy,
         snapshot: &snapshot,

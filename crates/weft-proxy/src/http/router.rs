@@ -5,7 +5,7 @@
 use super::headers::{self, apply_response};
 use super::local_reply::{is_grpc, local_reply, ResponseFlag};
 use super::retry::{backoff, grpc_status, retriable, Outcome, RequestBody};
-use super::{choose_by, hash, mirror, rewrite, uuid_v4, ResponseBody, HOP_BY_HOP};
+use super::{choose_by, hash, mirror, rewrite, upgrade, uuid_v4, ResponseBody, HOP_BY_HOP};
 use crate::cluster::{self, UpstreamError};
 use crate::model::{Forward, Route, RouteConfig, VirtualHost};
 use crate::state::{Proxy, Snapshot};
@@ -49,8 +49,13 @@ async fn forward_to(
     ctx: &RouteCtx<'_>,
     f: &Forward,
     target: &crate::model::route::RouteCluster,
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
 ) -> Response<ResponseBody> {
+    // An upgrade the connection manager allows (it refused the others): the request goes
+    // out with its upgrade headers and, on a 101, the two connections are spliced.
+    let upgrade_value = upgrade::requested(req.version(), req.headers())
+        .and_then(|_| req.headers().get(header::UPGRADE).cloned());
+    let mut downstream_upgrade = upgrade_value.as_ref().map(|_| hyper::upgrade::on(&mut req));
     let levels = headers::levels(ctx.rc, ctx.vh, ctx.route, Some(target));
     let downstream_headers = req.headers().clone();
     // Router local replies carry the route's response edits too, as in Envoy.
@@ -72,6 +77,9 @@ async fn forward_to(
     let h = &mut parts.headers;
     for name in HOP_BY_HOP {
         h.remove(*name);
+    }
+    if let Some(value) = &upgrade_value {
+        upgrade::restore(h, value.clone());
     }
     let request_id = HeaderName::from_static("x-request-id");
     if !h.contains_key(&request_id) {
@@ -131,7 +139,8 @@ async fn forward_to(
         }
     };
     for m in f.mirrors.iter().chain(&ctx.vh.mirrors) {
-        if !m.fraction.sample() {
+        // A shadow cannot take part in an upgraded stream.
+        if upgrade_value.is_some() || !m.fraction.sample() {
             continue;
         }
         // Bodies too large to keep are not mirrored.
@@ -238,6 +247,7 @@ async fn forward_to(
         let mut resp = match (response, error) {
             (Some(resp), _) => {
                 let (mut rp, rb) = resp.into_parts();
+                let upstream_upgrade = rp.headers.get(header::UPGRADE).cloned();
                 for name in HOP_BY_HOP {
                     rp.headers.remove(*name);
                 }
@@ -246,7 +256,23 @@ async fn forward_to(
                     HeaderName::from_static("x-envoy-upstream-service-time"),
                     HeaderValue::from_str(&ms).expect("digits"),
                 );
-                let mut resp = Response::from_parts(rp, rb.boxed());
+                let switched = rp.status == StatusCode::SWITCHING_PROTOCOLS;
+                let tunnel = (
+                    downstream_upgrade.take().filter(|_| switched),
+                    rp.extensions.remove::<hyper::upgrade::OnUpgrade>(),
+                    upstream_upgrade,
+                );
+                let body = match tunnel {
+                    (Some(down), Some(up), Some(value)) => {
+                        upgrade::restore(&mut rp.headers, value);
+                        // The 101's (empty) body holds the request's place until the
+                        // tunnel closes.
+                        upgrade::splice(down, up, rb);
+                        super::full(String::new())
+                    }
+                    _ => rb.boxed(),
+                };
+                let mut resp = Response::from_parts(rp, body);
                 apply_response(&levels, resp.headers_mut(), ctx.peer, &downstream_headers);
                 resp
             }

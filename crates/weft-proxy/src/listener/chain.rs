@@ -1,14 +1,21 @@
 //! Filter chain selection, Envoy's way: criteria are applied in order (destination port,
-//! server name, transport protocol, application protocols); at each step the most
-//! specific matching chains stay, and chains that leave the criterion empty are kept only
-//! when no chain names the connection's value.
+//! destination address, server name, transport protocol, application protocols); at each
+//! step the most specific matching chains stay, and chains that leave the criterion empty
+//! are kept only when no chain names the connection's value.
 
 use crate::model::{FilterChain, FilterChainMatch};
+use std::net::{IpAddr, SocketAddr};
 
 /// What is known about a connection when its chain is chosen.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ConnectionInfo {
+    /// The local port, or the original destination's when it was restored.
     pub destination_port: u16,
+    /// The local address, or the original destination's when it was restored.
+    pub destination_ip: Option<IpAddr>,
+    /// The original destination (SO_ORIGINAL_DST) when a `use_original_dst` listener or the
+    /// `original_dst` listener filter restored it: where ORIGINAL_DST clusters connect.
+    pub original_dst: Option<SocketAddr>,
     /// SNI from the ClientHello, lower case.
     pub server_name: Option<String>,
     /// `tls` when the connection opened with a ClientHello, else `raw_buffer`.
@@ -20,11 +27,26 @@ pub struct ConnectionInfo {
 /// The chain serving a connection, or None (Envoy closes such connections).
 pub fn select<'a>(chains: &'a [FilterChain], conn: &ConnectionInfo) -> Option<&'a FilterChain> {
     let mut candidates: Vec<&FilterChain> = chains.iter().collect();
-    let steps: [&dyn Fn(&FilterChainMatch) -> Specificity; 4] = [
+    let steps: [&dyn Fn(&FilterChainMatch) -> Specificity; 5] = [
         &|m| match m.destination_port {
             None => Specificity::Any,
             Some(p) if p == conn.destination_port => Specificity::Exact(0),
             Some(_) => Specificity::No,
+        },
+        // The longest prefix containing the destination wins.
+        &|m| {
+            if m.prefix_ranges.is_empty() {
+                return Specificity::Any;
+            }
+            let Some(ip) = conn.destination_ip else {
+                return Specificity::No;
+            };
+            m.prefix_ranges
+                .iter()
+                .filter(|r| r.contains(ip))
+                .map(|r| Specificity::Exact(r.prefix_len.into()))
+                .max()
+                .unwrap_or(Specificity::No)
         },
         &|m| server_name(&m.server_names, conn.server_name.as_deref()),
         &|m| match &m.transport_protocol {
@@ -68,7 +90,7 @@ enum Specificity {
     Any,
     /// A `*.suffix` wildcard, by suffix length.
     Wildcard(usize),
-    /// An exact match (`usize` unused, 0).
+    /// An exact match; for address prefixes, by prefix length (else 0).
     Exact(usize),
 }
 
@@ -126,6 +148,8 @@ mod tests {
     fn conn(server_name: Option<&str>) -> ConnectionInfo {
         ConnectionInfo {
             destination_port: 443,
+            destination_ip: Some([10, 0, 0, 1].into()),
+            original_dst: None,
             server_name: server_name.map(str::to_owned),
             transport_protocol: if server_name.is_some() {
                 "tls"
@@ -203,5 +227,29 @@ mod tests {
         assert_eq!(picked(&chains, &plain).as_deref(), Some("tcp"));
         plain.application_protocols = vec!["h2c".into()];
         assert_eq!(picked(&chains, &plain).as_deref(), Some("http"));
+    }
+
+    #[test]
+    fn destination_address_longest_prefix_then_catch_all() {
+        use crate::model::listener::CidrRange;
+        let range = |ip: &str, len| FilterChainMatch {
+            prefix_ranges: vec![CidrRange {
+                address_prefix: ip.parse().unwrap(),
+                prefix_len: len,
+            }],
+            ..Default::default()
+        };
+        let chains = vec![
+            chain("any", FilterChainMatch::default()),
+            chain("all-v4", range("0.0.0.0", 0)),
+            chain("ten", range("10.0.0.0", 8)),
+        ];
+        let mut c = conn(None);
+        assert_eq!(picked(&chains, &c).as_deref(), Some("ten"));
+        c.destination_ip = Some([192, 168, 1, 1].into());
+        assert_eq!(picked(&chains, &c).as_deref(), Some("all-v4"));
+        // An IPv6 destination is in no IPv4 range: the chain without ranges serves it.
+        c.destination_ip = Some("fd00::1".parse().unwrap());
+        assert_eq!(picked(&chains, &c).as_deref(), Some("any"));
     }
 }

@@ -1,8 +1,11 @@
 //! The listener manager: binds a socket per LDS listener, unbinds removed ones, chooses
 //! each accepted connection's filter chain and hands the connection to its network filter.
+//! Transparent capture: a `use_original_dst` listener hands a connection to the listener
+//! of its original destination, `bind_to_port: false` listeners only serve such handoffs.
 
 pub mod chain;
 mod inspector;
+pub mod original_dst;
 mod tcp_proxy;
 pub mod tls;
 
@@ -31,7 +34,7 @@ pub async fn run(proxy: Arc<Proxy>) {
             let keep = snapshot
                 .listeners
                 .get(name)
-                .is_some_and(|l| l.address == *addr);
+                .is_some_and(|l| l.address == *addr && l.bind_to_port);
             if !keep {
                 // Stops accepting; connections already accepted run to their end.
                 task.abort();
@@ -40,7 +43,7 @@ pub async fn run(proxy: Arc<Proxy>) {
             keep
         });
         for (name, l) in &snapshot.listeners {
-            if bound.contains_key(name) {
+            if bound.contains_key(name) || !l.bind_to_port {
                 continue;
             }
             match TcpListener::bind(l.address).await {
@@ -89,6 +92,35 @@ async fn accept(proxy: Arc<Proxy>, first: Arc<Listener>, socket: TcpListener) {
 async fn serve(proxy: Arc<Proxy>, listener: Arc<Listener>, stream: TcpStream) {
     // Counted until it closes: a drain waits for these.
     let _open = proxy.drain.connection();
+    let local = stream.local_addr().ok();
+    let restored = match local {
+        Some(local) if listener.use_original_dst || listener.original_dst_filter => {
+            original_dst::original_dst(&stream, local)
+                .inspect_err(|e| {
+                    tracing::debug!(listener = %listener.name, error = %e, "no original destination")
+                })
+                .ok()
+        }
+        _ => None,
+    };
+    let listener = match restored {
+        Some(dst) if listener.use_original_dst => {
+            let snapshot = proxy.snapshot.load();
+            match original_dst::handoff(snapshot.listeners.values().map(|l| l.as_ref()), dst) {
+                Some(target) if target.name != listener.name => {
+                    tracing::trace!(from = %listener.name, to = %target.name, %dst, "original destination handoff");
+                    snapshot
+                        .listeners
+                        .get(&target.name)
+                        .cloned()
+                        .unwrap_or(listener)
+                }
+                _ => listener,
+            }
+        }
+        _ => listener,
+    };
+    let destination = restored.or(local);
     let needs = |f: fn(&crate::model::FilterChainMatch) -> bool| {
         listener.filter_chains.iter().any(|c| f(&c.matcher))
     };
@@ -101,7 +133,9 @@ async fn serve(proxy: Arc<Proxy>, listener: Arc<Listener>, stream: TcpStream) {
         inspector::Inspected::default()
     };
     let info = chain::ConnectionInfo {
-        destination_port: stream.local_addr().map(|a| a.port()).unwrap_or_default(),
+        destination_port: destination.map(|a| a.port()).unwrap_or_default(),
+        destination_ip: destination.map(|a| a.ip()),
+        original_dst: restored,
         server_name: found.server_name,
         transport_protocol: if found.tls { "tls" } else { "raw_buffer" },
         application_protocols: match found.http {
@@ -115,7 +149,7 @@ async fn serve(proxy: Arc<Proxy>, listener: Arc<Listener>, stream: TcpStream) {
     };
     let peer = stream.peer_addr().ok();
     let Some(context) = &chain.tls else {
-        return network_filter(proxy, &chain.filter, stream, peer).await;
+        return network_filter(proxy, &chain.filter, stream, peer, restored).await;
     };
     let termination = proxy
         .snapshot
@@ -136,19 +170,21 @@ async fn serve(proxy: Arc<Proxy>, listener: Arc<Listener>, stream: TcpStream) {
         }
     };
     match acceptor.accept(stream).await {
-        Ok(tls) => network_filter(proxy, &chain.filter, tls, peer).await,
+        Ok(tls) => network_filter(proxy, &chain.filter, tls, peer, restored).await,
         Err(e) => {
             tracing::debug!(listener = %listener.name, chain = %chain.name, error = %e, "TLS handshake failed")
         }
     }
 }
 
-/// Runs the chain's network filter on a (plaintext or TLS-terminated) connection.
+/// Runs the chain's network filter on a (plaintext or TLS-terminated) connection;
+/// `original_dst` is where ORIGINAL_DST clusters connect.
 async fn network_filter<S>(
     proxy: Arc<Proxy>,
     filter: &NetworkFilter,
     stream: S,
     peer: Option<SocketAddr>,
+    original_dst: Option<SocketAddr>,
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -157,7 +193,7 @@ async fn network_filter<S>(
             crate::http::serve_connection_from(proxy.clone(), hcm.clone(), stream, peer).await
         }
         NetworkFilter::TcpProxy { clusters, .. } => {
-            tcp_proxy::serve(&proxy, clusters, stream).await
+            tcp_proxy::serve(&proxy, clusters, stream, original_dst).await
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use super::route::RouteConfig;
 use serde::Serialize;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 /// A listener (LDS resource).
@@ -20,6 +20,15 @@ pub struct Listener {
     /// `envoy.filters.listener.http_inspector`: tell HTTP/1.1 and h2c apart by the first
     /// bytes, for `application_protocols` matches.
     pub http_inspector: bool,
+    /// `bind_to_port` (default true). A listener that does not bind only receives
+    /// connections handed over by a `use_original_dst` listener.
+    pub bind_to_port: bool,
+    /// `use_original_dst`: a connection whose original destination (SO_ORIGINAL_DST) is
+    /// another listener's address is served by that listener.
+    pub use_original_dst: bool,
+    /// `envoy.filters.listener.original_dst`: filter chains match, and ORIGINAL_DST
+    /// clusters connect to, the connection's original destination.
+    pub original_dst_filter: bool,
 }
 
 /// One filter chain: when it applies, and what serves the connection.
@@ -37,12 +46,46 @@ pub struct FilterChain {
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct FilterChainMatch {
     pub destination_port: Option<u16>,
+    /// `prefix_ranges`: CIDRs the destination address must be in.
+    pub prefix_ranges: Vec<CidrRange>,
     /// Exact names and `*.suffix` wildcards, matched against the SNI.
     pub server_names: Vec<String>,
     /// `tls` or `raw_buffer`.
     pub transport_protocol: Option<String>,
     /// ALPN (`h2`, `http/1.1`) or, from the HTTP inspector, `http/1.1` / `h2c`.
     pub application_protocols: Vec<String>,
+}
+
+/// An address prefix (`CidrRange`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct CidrRange {
+    pub address_prefix: IpAddr,
+    pub prefix_len: u8,
+}
+
+impl CidrRange {
+    /// Whether `ip` is inside the range (an IPv4 range never holds an IPv6 address).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        fn masked(bits: u128, width: u32, len: u8) -> u128 {
+            let len = u32::from(len).min(width);
+            if len == 0 {
+                0
+            } else {
+                bits >> (width - len)
+            }
+        }
+        match (self.address_prefix, ip) {
+            (IpAddr::V4(p), IpAddr::V4(a)) => {
+                masked(u32::from(p).into(), 32, self.prefix_len)
+                    == masked(u32::from(a).into(), 32, self.prefix_len)
+            }
+            (IpAddr::V6(p), IpAddr::V6(a)) => {
+                masked(u128::from(p), 128, self.prefix_len)
+                    == masked(u128::from(a), 128, self.prefix_len)
+            }
+            _ => false,
+        }
+    }
 }
 
 /// The terminal network filter of a filter chain.
@@ -66,6 +109,10 @@ pub struct HttpConnectionManager {
     pub stat_prefix: String,
     pub routes: RouteSource,
     pub codec: Codec,
+    /// Upgrade types (`upgrade_configs[].upgrade_type`, lowercase, e.g. `websocket`) the
+    /// connection manager forwards; any other HTTP/1.1 upgrade request gets 403.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub upgrades: Vec<String>,
 }
 
 /// Downstream HTTP codec (`codec_type`).

@@ -1,14 +1,15 @@
 //! The incremental ADS client (`DeltaAggregatedResources`, bootstrap `api_type: DELTA_GRPC`).
 //!
-//! CDS and LDS are wildcard subscriptions; EDS and RDS subscribe and unsubscribe name by name
-//! as clusters and listeners come and go. Each response carries only what changed plus the
-//! names removed; it is merged into what was accepted before and applied through the same
-//! [`Store`] as state-of-the-world, then ACKed, or NACKed with the reason. On reconnect the
-//! versions held are sent as `initial_resource_versions`, so the server resends only what
-//! changed while the stream was down; the last good config stays in force meanwhile.
+//! CDS and LDS are wildcard subscriptions; EDS, SDS and RDS subscribe and unsubscribe name
+//! by name as clusters and listeners come and go (SDS: the secrets their TLS contexts
+//! name). Each response carries only what changed plus the names removed; it is merged
+//! into what was accepted before and applied through the same [`Store`] as
+//! state-of-the-world, then ACKed, or NACKed with the reason. On reconnect the versions held
+//! are sent as `initial_resource_versions`, so the server resends only what changed while
+//! the stream was down; the last good config stays in force meanwhile.
 
-use super::store::Store;
-use super::{CDS, EDS, LDS, RDS};
+use super::store::{Assignments, Change, Routes, Secrets, Store};
+use super::{CDS, EDS, LDS, RDS, SDS};
 use crate::bootstrap::Settings;
 use crate::state::Proxy;
 use crate::stats::{inc, UpdateStats};
@@ -31,9 +32,9 @@ const BACKOFF_START: Duration = Duration::from_millis(250);
 const BACKOFF_MAX: Duration = Duration::from_secs(15);
 /// gRPC INVALID_ARGUMENT, the code Envoy puts in a NACK's error_detail.
 const INVALID_ARGUMENT: i32 = 3;
-/// The order Envoy subscribes in: a cluster before its endpoints, a listener before its
-/// routes.
-const TYPES: [&str; 4] = [CDS, EDS, LDS, RDS];
+/// The order Envoy subscribes in: a cluster before its endpoints and secrets, a listener
+/// before its routes.
+const TYPES: [&str; 5] = [CDS, EDS, SDS, LDS, RDS];
 
 #[derive(Debug, Error)]
 enum SessionError {
@@ -61,7 +62,7 @@ pub struct Delta {
     store: Store,
     /// Per type: the accepted resources by name (what `initial_resource_versions` reports).
     held: BTreeMap<&'static str, BTreeMap<String, Held>>,
-    /// Per named type (EDS, RDS): the names subscribed to on the current stream.
+    /// Per named type (EDS, SDS, RDS): the names subscribed to on the current stream.
     subscribed: BTreeMap<&'static str, BTreeSet<String>>,
 }
 
@@ -69,12 +70,13 @@ fn is_wildcard(type_url: &str) -> bool {
     type_url == CDS || type_url == LDS
 }
 
-/// The named type whose subscription follows `type_url`'s resources.
-fn dependent(type_url: &str) -> Option<&'static str> {
+/// The named types whose subscriptions follow `type_url`'s resources: clusters name
+/// endpoints and secrets, listeners route configurations and secrets.
+fn dependents(type_url: &str) -> &'static [&'static str] {
     match type_url {
-        CDS => Some(EDS),
-        LDS => Some(RDS),
-        _ => None,
+        CDS => &[EDS, SDS],
+        LDS => &[RDS, SDS],
+        _ => &[],
     }
 }
 
@@ -83,6 +85,7 @@ fn update_stats<'a>(proxy: &'a Proxy, type_url: &str) -> &'a UpdateStats {
         CDS => &proxy.stats.cds,
         LDS => &proxy.stats.lds,
         RDS => &proxy.stats.rds,
+        SDS => &proxy.stats.sds,
         _ => &proxy.stats.eds,
     }
 }
@@ -93,6 +96,7 @@ impl Delta {
         match type_url {
             EDS => self.store.eds_names(),
             RDS => self.store.rds_names(),
+            SDS => self.store.sds_names(),
             _ => BTreeSet::new(),
         }
     }
@@ -107,7 +111,7 @@ impl Delta {
     }
 
     /// The first request of each type on a new stream: wildcard CDS/LDS, the referenced
-    /// EDS/RDS names, and every version already held.
+    /// EDS/SDS/RDS names, and every version already held.
     pub fn initial_requests(&mut self, node: Node) -> Vec<DeltaDiscoveryRequest> {
         let mut node = Some(node);
         let mut out = Vec::new();
@@ -169,22 +173,20 @@ impl Delta {
             next.remove(name);
         }
         // Clusters and listeners replace their whole set (what they drop takes its
-        // endpoints and routes along); endpoints and routes are merged name by name.
-        let result = if is_wildcard(type_url) {
-            let all: Vec<Any> = next.values().map(|h| h.resource.clone()).collect();
-            self.store.apply(type_url, &resp.system_version_info, &all)
-        } else {
-            self.store
-                .apply(type_url, &resp.system_version_info, &updated)
-                .map(|()| {
-                    for name in &removed {
-                        if type_url == EDS {
-                            self.store.assignments.remove(name);
-                        } else {
-                            self.store.routes.remove(name);
-                        }
-                    }
-                })
+        // endpoints, routes and secrets along); the named types merge name by name.
+        let version = resp.system_version_info.as_str();
+        let change = Change::Update {
+            resources: &updated,
+            removed: &removed,
+        };
+        let result = match type_url {
+            EDS => self.store.apply_kind::<Assignments>(version, change),
+            RDS => self.store.apply_kind::<Routes>(version, change),
+            SDS => self.store.apply_kind::<Secrets>(version, change),
+            _ => {
+                let all: Vec<Any> = next.values().map(|h| h.resource.clone()).collect();
+                self.store.apply(type_url, version, &all)
+            }
         };
         let mut out = Vec::new();
         match result {
@@ -225,7 +227,7 @@ impl Delta {
                 });
             }
         }
-        if let Some(dep) = dependent(type_url) {
+        for dep in dependents(type_url) {
             out.extend(self.follow(dep));
         }
         out

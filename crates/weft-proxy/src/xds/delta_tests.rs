@@ -432,3 +432,153 @@ async fn follows_references_applies_removals_nacks_and_resumes() {
     assert_eq!(sorted(&first[3].resource_names_subscribe), ["r"]);
     assert_eq!(versions(3), [v("r")]);
 }
+
+/// An EDS cluster whose upstream TLS context takes its certificate and CA over SDS.
+fn tls_cluster(name: &str, secrets: &[&str]) -> Any {
+    use crate::xds::convert::tls::{TLS_SOCKET, UPSTREAM_TLS_CONTEXT};
+    use envoy_types::pb::envoy::config::core::v3::{transport_socket, TransportSocket};
+    use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
+        common_tls_context::ValidationContextType, CommonTlsContext, SdsSecretConfig,
+        UpstreamTlsContext,
+    };
+    let sds = |n: &str| SdsSecretConfig {
+        name: n.into(),
+        sds_config: ads(),
+    };
+    let ctx = UpstreamTlsContext {
+        common_tls_context: Some(CommonTlsContext {
+            tls_certificate_sds_secret_configs: secrets[..1].iter().map(|n| sds(n)).collect(),
+            validation_context_type: secrets
+                .get(1)
+                .map(|n| ValidationContextType::ValidationContextSdsSecretConfig(sds(n))),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let mut c = Cluster::decode(eds_cluster(name).value.as_slice()).unwrap();
+    c.transport_socket = Some(TransportSocket {
+        name: TLS_SOCKET.into(),
+        config_type: Some(transport_socket::ConfigType::TypedConfig(Any {
+            type_url: format!("type.googleapis.com/{UPSTREAM_TLS_CONTEXT}"),
+            value: ctx.encode_to_vec(),
+        })),
+    });
+    any(CDS, &c)
+}
+
+fn secret(name: &str, kind: &str) -> Any {
+    use envoy_types::pb::envoy::config::core::v3::{data_source::Specifier, DataSource};
+    use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
+        secret, CertificateValidationContext, Secret, TlsCertificate,
+    };
+    let pem = |s: &str| {
+        Some(DataSource {
+            specifier: Some(Specifier::InlineString(s.into())),
+            ..Default::default()
+        })
+    };
+    let r#type = match kind {
+        "cert" => Some(secret::Type::TlsCertificate(TlsCertificate {
+            certificate_chain: pem("chain"),
+            private_key: pem("key"),
+            ..Default::default()
+        })),
+        "ca" => Some(secret::Type::ValidationContext(
+            CertificateValidationContext {
+                trusted_ca: pem("ca"),
+                ..Default::default()
+            },
+        )),
+        _ => None,
+    };
+    any(
+        SDS,
+        &Secret {
+            name: name.into(),
+            r#type,
+        },
+    )
+}
+
+#[tokio::test]
+async fn sds_follows_the_secrets_clusters_name_and_resumes() {
+    let (proxy, mut streams) = start().await;
+    let mut s = next(&mut streams).await;
+    let sds_stats = |f: fn(&UpdateStats) -> &std::sync::atomic::AtomicU64| {
+        f(&proxy.stats.sds).load(std::sync::atomic::Ordering::Relaxed)
+    };
+    s.responses
+        .send(response(
+            CDS,
+            "c1",
+            vec![resource("t", "1", tls_cluster("t", &["cert", "root"]))],
+            &[],
+        ))
+        .unwrap();
+    let (ack, _) = answer_to(&mut s, "c1").await;
+    assert!(ack.error_detail.is_none(), "{:?}", ack.error_detail);
+    // After the ACK: endpoints, then the secrets, as Envoy orders them.
+    let eds = next(&mut s.requests).await;
+    assert_eq!(eds.type_url, EDS);
+    let sub = next(&mut s.requests).await;
+    assert_eq!(sub.type_url, SDS);
+    assert_eq!(sorted(&sub.resource_names_subscribe), ["cert", "root"]);
+
+    s.responses
+        .send(response(
+            SDS,
+            "s1",
+            vec![
+                resource("cert", "1", secret("cert", "cert")),
+                resource("root", "1", secret("root", "ca")),
+            ],
+            &[],
+        ))
+        .unwrap();
+    let (ack, _) = answer_to(&mut s, "s1").await;
+    assert_eq!(ack.type_url, SDS);
+    assert!(ack.error_detail.is_none(), "{:?}", ack.error_detail);
+    assert_eq!(sds_stats(|s| &s.update_success), 1);
+
+    // A secret of no supported type: NACKed as a whole, counted as rejected.
+    s.responses
+        .send(response(
+            SDS,
+            "s2",
+            vec![resource("root", "2", secret("root", "none"))],
+            &[],
+        ))
+        .unwrap();
+    let (nack, _) = answer_to(&mut s, "s2").await;
+    let detail = nack.error_detail.expect("a NACK carries error_detail");
+    assert!(detail.message.contains("root"), "{}", detail.message);
+    assert_eq!(sds_stats(|s| &s.update_rejected), 1);
+
+    // The cluster stops naming the CA: SDS unsubscribes from it.
+    s.responses
+        .send(response(
+            CDS,
+            "c2",
+            vec![resource("t", "2", tls_cluster("t", &["cert"]))],
+            &[],
+        ))
+        .unwrap();
+    let (_, _) = answer_to(&mut s, "c2").await;
+    let sub = next(&mut s.requests).await;
+    assert_eq!(sub.type_url, SDS);
+    assert!(sub.resource_names_subscribe.is_empty());
+    assert_eq!(sorted(&sub.resource_names_unsubscribe), ["root"]);
+
+    // Reconnect: SDS comes between EDS and LDS with the one secret still held.
+    drop(s);
+    let mut s = next(&mut streams).await;
+    let mut first = Vec::new();
+    for _ in 0..4 {
+        first.push(next(&mut s.requests).await);
+    }
+    let types: Vec<&str> = first.iter().map(|r| r.type_url.as_str()).collect();
+    assert_eq!(types, [CDS, EDS, SDS, LDS]);
+    assert_eq!(sorted(&first[2].resource_names_subscribe), ["cert"]);
+    let held: Vec<(&String, &String)> = first[2].initial_resource_versions.iter().collect();
+    assert_eq!(held, [(&"cert".to_string(), &"1".to_string())]);
+}

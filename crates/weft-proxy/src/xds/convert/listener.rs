@@ -1,12 +1,15 @@
 //! `Listener` -> [`model::Listener`]: one socket address, filter chains with their match
-//! criteria, each ending in the HTTP connection manager or the TCP proxy.
+//! criteria, each ending in the HTTP connection manager or the TCP proxy; transparent
+//! capture's `use_original_dst`, `bind_to_port` and `original_dst` listener filter.
 
 use super::{at, fields, invalid, reject_rest, route, type_name, unpack, unsupported, Result};
 use crate::model::{
-    self, Codec, HttpConnectionManager, NetworkFilter, RouteSource, WeightedCluster,
+    self, listener::CidrRange, Codec, HttpConnectionManager, NetworkFilter, RouteSource,
+    WeightedCluster,
 };
 use envoy_types::pb::envoy::config::core::v3::{
     address::Address as AddressKind, config_source::ConfigSourceSpecifier, socket_address, Address,
+    CidrRange as CidrRangeProto,
 };
 use envoy_types::pb::envoy::config::listener::v3::{
     filter, listener_filter, FilterChain, FilterChainMatch as FilterChainMatchProto, Listener,
@@ -35,6 +38,7 @@ const INERT_WHEN_EMPTY: &[&str] = &[
 const TLS_INSPECTOR_TYPE: &str = "envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector";
 const HTTP_INSPECTOR_TYPE: &str =
     "envoy.extensions.filters.listener.http_inspector.v3.HttpInspector";
+const ORIGINAL_DST_TYPE: &str = "envoy.extensions.filters.listener.original_dst.v3.OriginalDst";
 
 /// `FilterChainMatch` field numbers, to name what is not honoured.
 const FILTER_CHAIN_MATCH: &[(u32, &str)] = &[
@@ -56,15 +60,20 @@ pub fn listener(l: &Listener) -> Result<model::Listener> {
     let address = socket_address("address", l.address.as_ref())?;
     let mut tls_inspector = false;
     let mut http_inspector = false;
+    let mut original_dst_filter = false;
     for (i, f) in l.listener_filters.iter().enumerate() {
         let field = format!("listener_filters[{i}]");
-        let type_url = match &f.config_type {
-            Some(listener_filter::ConfigType::TypedConfig(any)) => type_name(any).to_string(),
-            _ => String::new(),
+        let (type_url, empty) = match &f.config_type {
+            Some(listener_filter::ConfigType::TypedConfig(any)) => {
+                (type_name(any).to_string(), any.value.is_empty())
+            }
+            _ => (String::new(), true),
         };
         match type_url.as_str() {
             TLS_INSPECTOR_TYPE => tls_inspector = true,
             HTTP_INSPECTOR_TYPE => http_inspector = true,
+            // Its only field, `traffic_direction`, is for Windows.
+            ORIGINAL_DST_TYPE if empty => original_dst_filter = true,
             _ => {
                 return Err(unsupported(
                     field,
@@ -72,15 +81,6 @@ pub fn listener(l: &Listener) -> Result<model::Listener> {
                 ))
             }
         }
-    }
-    if l.use_original_dst.is_some_and(|b| b.value) {
-        return Err(unsupported(
-            "use_original_dst",
-            "original destination (transparent capture)",
-        ));
-    }
-    if l.bind_to_port.is_some_and(|b| !b.value) {
-        return Err(unsupported("bind_to_port", "listeners that do not bind"));
     }
     if l.filter_chains.is_empty() {
         return Err(invalid("filter_chains", "no filter chains"));
@@ -121,6 +121,9 @@ pub fn listener(l: &Listener) -> Result<model::Listener> {
         filter_chains,
         tls_inspector,
         http_inspector,
+        bind_to_port: l.bind_to_port.is_none_or(|b| b.value),
+        use_original_dst: l.use_original_dst.is_some_and(|b| b.value),
+        original_dst_filter,
     })
 }
 
@@ -193,7 +196,14 @@ fn filter_chain_match(field: &str, m: &FilterChainMatchProto) -> Result<model::F
             ))
         }
     };
+    let prefix_ranges = m
+        .prefix_ranges
+        .iter()
+        .enumerate()
+        .map(|(i, r)| cidr(&format!("{field}.prefix_ranges[{i}]"), r))
+        .collect::<Result<Vec<_>>>()?;
     let mut rest = m.clone();
+    rest.prefix_ranges.clear();
     rest.destination_port = None;
     rest.transport_protocol.clear();
     rest.server_names.clear();
@@ -201,9 +211,31 @@ fn filter_chain_match(field: &str, m: &FilterChainMatchProto) -> Result<model::F
     reject_rest(field, &rest, FILTER_CHAIN_MATCH)?;
     Ok(model::FilterChainMatch {
         destination_port,
+        prefix_ranges,
         server_names: m.server_names.iter().map(|s| s.to_lowercase()).collect(),
         transport_protocol,
         application_protocols: m.application_protocols.clone(),
+    })
+}
+
+fn cidr(field: &str, r: &CidrRangeProto) -> Result<CidrRange> {
+    let address_prefix: IpAddr = r.address_prefix.parse().map_err(|_| {
+        invalid(
+            at(field, "address_prefix"),
+            format!("{:?} is not an IP address", r.address_prefix),
+        )
+    })?;
+    let width = if address_prefix.is_ipv4() { 32 } else { 128 };
+    let prefix_len = r.prefix_len.as_ref().map_or(0, |l| l.value);
+    if prefix_len > width {
+        return Err(invalid(
+            at(field, "prefix_len"),
+            format!("{prefix_len} is longer than the address"),
+        ));
+    }
+    Ok(CidrRange {
+        address_prefix,
+        prefix_len: prefix_len as u8,
     })
 }
 
@@ -280,7 +312,22 @@ fn http_connection_manager(field: &str, h: &HcmProto) -> Result<HttpConnectionMa
         Ok(CodecType::Http2) => Codec::Http2,
         _ => return Err(unsupported(at(&field, "codec_type"), "HTTP/3")),
     };
+    let mut upgrades = Vec::new();
+    for (i, u) in h.upgrade_configs.iter().enumerate() {
+        let f = at(&field, format!("upgrade_configs[{i}]"));
+        if !u.filters.is_empty() {
+            return Err(unsupported(at(&f, "filters"), "upgrade filter chains"));
+        }
+        if u.upgrade_type.eq_ignore_ascii_case("connect") {
+            return Err(unsupported(at(&f, "upgrade_type"), "CONNECT"));
+        }
+        // `enabled: false` declares the type and refuses it, as if it were absent.
+        if u.enabled.as_ref().is_none_or(|e| e.value) {
+            upgrades.push(u.upgrade_type.to_ascii_lowercase());
+        }
+    }
     let mut rest = h.clone();
+    rest.upgrade_configs.clear();
     rest.route_specifier = None;
     rest.http_filters.clear();
     rest.stat_prefix.clear();
@@ -296,6 +343,7 @@ fn http_connection_manager(field: &str, h: &HcmProto) -> Result<HttpConnectionMa
         stat_prefix: h.stat_prefix.clone(),
         routes,
         codec,
+        upgrades,
     })
 }
 
@@ -377,6 +425,10 @@ fn prefix_field(prefix: &str, e: super::ConvertError) -> super::ConvertError {
         },
     }
 }
+
+#[cfg(test)]
+#[path = "listener_tests.rs"]
+mod golden_tests;
 
 #[cfg(test)]
 mod tests {
@@ -481,7 +533,7 @@ mod tests {
         let mut other = gateway(vec![tcp_chain(&[], "a")]);
         other.listener_filters[0].config_type =
             Some(listener_filter::ConfigType::TypedConfig(Any {
-                type_url: "type.googleapis.com/envoy.extensions.filters.listener.original_dst.v3.OriginalDst".into(),
+                type_url: "type.googleapis.com/envoy.extensions.filters.listener.proxy_protocol.v3.ProxyProtocol".into(),
                 value: Vec::new(),
             }));
         let err = listener(&other).unwrap_err().to_string();

@@ -208,9 +208,9 @@ fn unknown_http_filters_and_listener_features_are_refused() {
         "filter_chains[0].filters[0].typed_config.http_filters[0]: unsupported: HTTP filter jwt"
     );
     let mut l = hcm_listener(vec![router()]);
-    l.use_original_dst = Some(BoolValue { value: true });
+    l.freebind = Some(BoolValue { value: true });
     assert!(
-        matches!(listener::listener(&l), Err(ConvertError::Unsupported { field, .. }) if field == "use_original_dst")
+        matches!(listener::listener(&l), Err(ConvertError::Unsupported { what, .. }) if what == "freebind")
     );
 }
 

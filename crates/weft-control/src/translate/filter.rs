@@ -7,7 +7,8 @@ use super::Direction;
 use envoy_types::pb::envoy::config::listener::v3::{filter, Filter};
 use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
-    http_connection_manager::RouteSpecifier, HttpConnectionManager, Rds,
+    http_connection_manager::{RouteSpecifier, UpgradeConfig},
+    HttpConnectionManager, Rds,
 };
 use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::{
     tcp_proxy::{weighted_cluster::ClusterWeight, ClusterSpecifier, WeightedCluster},
@@ -43,6 +44,12 @@ pub fn http_connection_manager(stat_prefix: &str, routes: Routes, direction: Dir
         }),
         generate_request_id: Some(BoolValue { value: true }),
         normalize_path: Some(BoolValue { value: true }),
+        // Istio lets WebSocket upgrades through every HTTP listener; without this Envoy
+        // answers an upgrade request with 403.
+        upgrade_configs: vec![UpgradeConfig {
+            upgrade_type: "websocket".to_string(),
+            ..Default::default()
+        }],
         ..Default::default()
     };
     Filter {

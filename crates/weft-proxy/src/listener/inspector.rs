@@ -49,8 +49,9 @@ pub async fn inspect(stream: &TcpStream, tls: bool, http: bool) -> Inspected {
     }
 }
 
-/// None when more bytes are needed to decide.
-fn parse(data: &[u8], tls: bool, http: bool) -> Option<Inspected> {
+/// Classifies the first bytes of a connection (TLS ClientHello, HTTP/1.1, h2c prior
+/// knowledge); `None` means more bytes are needed. Public so that it can be fuzzed.
+pub fn parse(data: &[u8], tls: bool, http: bool) -> Option<Inspected> {
     if data.is_empty() {
         return None;
     }

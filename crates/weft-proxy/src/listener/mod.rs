@@ -4,7 +4,7 @@
 //! of its original destination, `bind_to_port: false` listeners only serve such handoffs.
 
 pub mod chain;
-mod inspector;
+pub mod inspector;
 pub mod original_dst;
 mod tcp_proxy;
 pub mod tls;

@@ -4,50 +4,12 @@
 //! Build the workspace binaries first: `cargo build --workspace --bins`.
 
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use weft_testkit::{binary, free_port, Weftd};
+use weft_testkit::echo::{start as echo, Running};
+use weft_testkit::{free_port, Weftd};
 
 const CONFIG_TIMEOUT: Duration = Duration::from_secs(20);
-
-/// A child killed when the test ends, pass or fail.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts `weft-echo --name NAME`; returns it and the port it listens on.
-fn echo(name: &str, version: &str) -> (Running, u16) {
-    let mut child = Command::new(binary("weft-echo"))
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--name",
-            name,
-            "--version",
-            version,
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start weft-echo");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .expect("weft-echo prints its address");
-    let port = line
-        .trim()
-        .strip_prefix("listening on ")
-        .and_then(|a| a.rsplit(':').next())
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("unexpected first line from weft-echo: {line:?}"));
-    (Running(child), port)
-}
 
 fn apply(weftd: &Weftd, yaml: &str) {
     weftd.weft_stdin(&["apply", "-f", "-"], Some(yaml)).ok();

@@ -3,6 +3,7 @@
 //! End-to-end tests drive real processes, so what they assert is what a user sees.
 //! Build the binaries first: `cargo build --workspace`.
 
+pub mod echo;
 pub mod envoy;
 
 use std::io::{Read, Write};

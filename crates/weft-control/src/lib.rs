@@ -4,6 +4,7 @@
 pub mod api;
 pub mod auth;
 pub mod config_dir;
+pub mod mesh;
 pub mod model;
 pub mod registry;
 pub mod selector;

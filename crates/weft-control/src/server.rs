@@ -4,6 +4,7 @@
 use crate::api::{self, AppState};
 use crate::auth::{Token, TokenError};
 use crate::config_dir::ConfigDir;
+use crate::mesh::{MeshConfig, MeshConfigError};
 use crate::store::{EmbeddedStore, Store, StoreError};
 use crate::xds::pipeline::{self, Debounce};
 use crate::xds::{Xds, XdsConfig};
@@ -41,6 +42,10 @@ pub struct Options {
     /// Folder of Istio YAML/JSON to load at start and follow (GitOps).
     #[arg(long)]
     pub config_dir: Option<PathBuf>,
+    /// Mesh-wide settings as Istio's MeshConfig YAML (rootNamespace, trustDomain,
+    /// outboundTrafficPolicy, enableAutoMtls); Istio's defaults without it.
+    #[arg(long)]
+    pub mesh_config: Option<PathBuf>,
     /// Log filter, e.g. `info` or `weft_control=debug,info`.
     #[arg(long, default_value = "info")]
     pub log_level: String,
@@ -57,6 +62,8 @@ pub enum ServerError {
     },
     #[error(transparent)]
     Token(#[from] TokenError),
+    #[error(transparent)]
+    Mesh(#[from] MeshConfigError),
     #[error("cannot open the store: {0}; is another weftd using the same --data-dir?")]
     Store(#[from] StoreError),
     #[error("cannot listen on {addr}: {source}; pass another --api-addr")]
@@ -122,6 +129,10 @@ pub async fn run(
             path: data_dir.clone(),
             source,
         })?;
+    let mesh = Arc::new(match &options.mesh_config {
+        Some(path) => MeshConfig::load(path)?,
+        None => MeshConfig::default(),
+    });
     let token = Arc::new(Token::load_or_create(&data_dir)?);
     let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(&data_dir)?);
 
@@ -153,7 +164,7 @@ pub async fn run(
         auto_register_grace: options.auto_register_grace,
     };
     let (snapshots, pipeline) =
-        pipeline::start(store.clone(), xds_config.debounce, stop_rx.clone()).await?;
+        pipeline::start(store.clone(), mesh, xds_config.debounce, stop_rx.clone()).await?;
     let xds = Xds::new(snapshots, store.clone(), xds_config, stop_rx.clone());
     xds.adopt_orphans().await;
     let mut xds_stop = stop_rx.clone();

@@ -1,6 +1,7 @@
 //! The mesh at one revision: every stored resource, indexed, plus the service registry
 //! derived from it. Built once per (debounced) change and shared by every proxy's push.
 
+use crate::mesh::MeshConfig;
 use crate::registry::Registry;
 use std::sync::Arc;
 use weft_config::{Kind, Resource};
@@ -12,6 +13,8 @@ pub struct MeshSnapshot {
     pub revision: u64,
     pub resources: Arc<Vec<Resource>>,
     pub registry: Arc<Registry>,
+    /// Mesh-wide settings (weftd's --mesh-config, else Istio's defaults).
+    pub mesh: Arc<MeshConfig>,
 }
 
 impl MeshSnapshot {
@@ -22,7 +25,14 @@ impl MeshSnapshot {
             revision,
             resources: Arc::new(resources),
             registry: Arc::new(registry),
+            mesh: Arc::default(),
         }
+    }
+
+    /// The same snapshot under other mesh-wide settings.
+    pub fn with_mesh(mut self, mesh: Arc<MeshConfig>) -> MeshSnapshot {
+        self.mesh = mesh;
+        self
     }
 
     /// Every resource of one kind.

@@ -1,6 +1,7 @@
 //! From store changes to mesh snapshots: list, build, publish; then follow the store's
 //! watch and rebuild once changes settle (debounced like istiod's PILOT_DEBOUNCE_AFTER/MAX).
 
+use crate::mesh::MeshConfig;
 use crate::model::MeshSnapshot;
 use crate::store::{ListOptions, Store, StoreError};
 use futures::StreamExt;
@@ -29,18 +30,19 @@ pub struct Debounce {
 /// Builds the first snapshot, then keeps publishing new ones until `stop` turns true.
 pub async fn start(
     store: Arc<dyn Store>,
+    mesh: Arc<MeshConfig>,
     debounce: Debounce,
     stop: watch::Receiver<bool>,
 ) -> Result<(watch::Receiver<Arc<Published>>, tokio::task::JoinHandle<()>), StoreError> {
-    let first = build(store.as_ref()).await?;
+    let first = build(store.as_ref(), &mesh).await?;
     let revision = first.snapshot.revision;
     let (tx, rx) = watch::channel(Arc::new(first));
-    let task = tokio::spawn(follow(store, debounce, tx, revision, stop));
+    let task = tokio::spawn(follow(store, mesh, debounce, tx, revision, stop));
     Ok((rx, task))
 }
 
 /// Lists the store and builds a snapshot of every resource that parses.
-async fn build(store: &dyn Store) -> Result<Published, StoreError> {
+async fn build(store: &dyn Store, mesh: &Arc<MeshConfig>) -> Result<Published, StoreError> {
     let listing = store.list(ListOptions::default()).await?;
     let resources: Vec<Resource> = listing
         .items
@@ -56,13 +58,14 @@ async fn build(store: &dyn Store) -> Result<Published, StoreError> {
         })
         .collect();
     Ok(Published {
-        snapshot: MeshSnapshot::build(listing.revision, resources),
+        snapshot: MeshSnapshot::build(listing.revision, resources).with_mesh(mesh.clone()),
         changed_at: std::time::Instant::now(),
     })
 }
 
 async fn follow(
     store: Arc<dyn Store>,
+    mesh: Arc<MeshConfig>,
     debounce: Debounce,
     tx: watch::Sender<Arc<Published>>,
     mut revision: u64,
@@ -75,6 +78,7 @@ async fn follow(
                 tracing::warn!(error = %e, "cannot watch the store; rebuilding from a fresh list");
                 if !rebuild(
                     store.as_ref(),
+                    &mesh,
                     &tx,
                     &mut revision,
                     std::time::Instant::now(),
@@ -110,7 +114,7 @@ async fn follow(
                 }
             }
         }
-        if !rebuild(store.as_ref(), &tx, &mut revision, first_at).await
+        if !rebuild(store.as_ref(), &mesh, &tx, &mut revision, first_at).await
             && wait_or_stop(&mut stop, Duration::from_secs(1)).await
         {
             return;
@@ -121,11 +125,12 @@ async fn follow(
 /// Lists and publishes if the revision moved; false when the store failed.
 async fn rebuild(
     store: &dyn Store,
+    mesh: &Arc<MeshConfig>,
     tx: &watch::Sender<Arc<Published>>,
     revision: &mut u64,
     changed_at: std::time::Instant,
 ) -> bool {
-    match build(store).await {
+    match build(store, mesh).await {
         Ok(mut published) => {
             if published.snapshot.revision != *revision {
                 *revision = published.snapshot.revision;

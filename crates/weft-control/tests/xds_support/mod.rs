@@ -105,9 +105,14 @@ impl Harness {
             },
             auto_register_grace: grace,
         };
-        let (snapshots, _task) = pipeline::start(store.clone(), config.debounce, stop_rx.clone())
-            .await
-            .unwrap();
+        let (snapshots, _task) = pipeline::start(
+            store.clone(),
+            Default::default(),
+            config.debounce,
+            stop_rx.clone(),
+        )
+        .await
+        .unwrap();
         let xds = Xds::with_generator(snapshots, store.clone(), config, stop_rx, generator());
         let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let xds_addr = grpc.local_addr().unwrap();

@@ -16,6 +16,7 @@ mod upgrade;
 pub use hash::LbContext;
 
 use crate::cluster::UpstreamBody;
+use crate::listener::Downstream;
 use crate::model::{Action, Codec, HttpConnectionManager, RouteSource, WeightedCluster};
 use crate::state::Proxy;
 use crate::stats::inc;
@@ -30,7 +31,6 @@ use hyper_util::server::conn::auto;
 use local_reply::{local_reply, ResponseFlag};
 use rand::Rng;
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 pub type ResponseBody = UpstreamBody;
@@ -53,16 +53,16 @@ pub async fn serve_connection<S>(proxy: Arc<Proxy>, hcm: Arc<HttpConnectionManag
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    serve_connection_from(proxy, hcm, stream, None).await
+    serve_connection_from(proxy, hcm, stream, Arc::default()).await
 }
 
-/// [`serve_connection`] knowing the client's address (`peer`), which source-IP hashing,
-/// cookie generation and `%DOWNSTREAM_REMOTE_ADDRESS%` header values use.
+/// [`serve_connection`] knowing the downstream connection: the client's address (source-IP
+/// hashing, cookies, `%DOWNSTREAM_REMOTE_ADDRESS%`), its original destination and identity.
 pub async fn serve_connection_from<S>(
     proxy: Arc<Proxy>,
     hcm: Arc<HttpConnectionManager>,
     stream: S,
-    peer: Option<SocketAddr>,
+    downstream: Arc<Downstream>,
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -72,7 +72,8 @@ pub async fn serve_connection_from<S>(
     let service = service_fn(move |req| {
         let proxy = proxy.clone();
         let hcm = hcm.clone();
-        async move { Ok::<_, Infallible>(handle(&proxy, &hcm, peer, req).await) }
+        let downstream = downstream.clone();
+        async move { Ok::<_, Infallible>(handle(&proxy, &hcm, &downstream, req).await) }
     });
     let mut builder = auto::Builder::new(TokioExecutor::new());
     match codec {
@@ -101,15 +102,16 @@ pub async fn serve_connection_from<S>(
 async fn handle(
     proxy: &Proxy,
     hcm: &HttpConnectionManager,
-    peer: Option<SocketAddr>,
+    downstream: &Downstream,
     mut req: Request<Incoming>,
 ) -> Response<ResponseBody> {
+    let peer = downstream.remote;
     inc(&proxy.stats.downstream_rq_total);
     let grpc = local_reply::is_grpc(req.headers());
     headers::connection_manager_request(&mut req, peer, proxy.telemetry.is_gateway());
     let info =
         crate::telemetry::StreamInfo::begin(&proxy.telemetry, &req, &hcm.stat_prefix, peer, grpc);
-    let mut resp = local_reply::finish(filter_chain(proxy, hcm, peer, req).await, grpc);
+    let mut resp = local_reply::finish(filter_chain(proxy, hcm, downstream, req).await, grpc);
     // Envoy's default server_header_transformation, OVERWRITE with its server name.
     resp.headers_mut()
         .insert(header::SERVER, HeaderValue::from_static("envoy"));
@@ -120,9 +122,10 @@ async fn handle(
 async fn filter_chain(
     proxy: &Proxy,
     hcm: &HttpConnectionManager,
-    peer: Option<SocketAddr>,
+    downstream: &Downstream,
     req: Request<Incoming>,
 ) -> Response<ResponseBody> {
+    let peer = downstream.remote;
     let snapshot = proxy.snapshot.load_full();
     let route_config = match &hcm.routes {
         RouteSource::Inline(rc) => Some(rc.clone()),

@@ -4,10 +4,13 @@
 //! of its original destination, `bind_to_port: false` listeners only serve such handoffs.
 
 pub mod chain;
+mod downstream;
 pub mod inspector;
 pub mod original_dst;
 mod tcp_proxy;
 pub mod tls;
+
+pub use downstream::Downstream;
 
 use crate::model::{Listener, NetworkFilter};
 use crate::state::Proxy;
@@ -147,9 +150,16 @@ async fn serve(proxy: Arc<Proxy>, listener: Arc<Listener>, stream: TcpStream) {
         tracing::debug!(listener = %listener.name, ?info, "no filter chain matches; closing");
         return;
     };
-    let peer = stream.peer_addr().ok();
+    let mut downstream = Downstream {
+        remote: stream.peer_addr().ok(),
+        local,
+        original_dst: restored,
+        server_name: info.server_name.clone(),
+        tls: false,
+        peer_principal: None,
+    };
     let Some(context) = &chain.tls else {
-        return network_filter(proxy, &chain.filter, stream, peer, restored).await;
+        return network_filter(proxy, &chain.filter, stream, downstream).await;
     };
     let termination = proxy
         .snapshot
@@ -170,30 +180,37 @@ async fn serve(proxy: Arc<Proxy>, listener: Arc<Listener>, stream: TcpStream) {
         }
     };
     match acceptor.accept(stream).await {
-        Ok(tls) => network_filter(proxy, &chain.filter, tls, peer, restored).await,
+        Ok(tls) => {
+            downstream.tls = true;
+            network_filter(proxy, &chain.filter, tls, downstream).await
+        }
         Err(e) => {
             tracing::debug!(listener = %listener.name, chain = %chain.name, error = %e, "TLS handshake failed")
         }
     }
 }
 
-/// Runs the chain's network filter on a (plaintext or TLS-terminated) connection;
-/// `original_dst` is where ORIGINAL_DST clusters connect.
+/// Runs the chain's network filter on a (plaintext or TLS-terminated) connection.
 async fn network_filter<S>(
     proxy: Arc<Proxy>,
     filter: &NetworkFilter,
     stream: S,
-    peer: Option<SocketAddr>,
-    original_dst: Option<SocketAddr>,
+    downstream: Downstream,
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     match filter {
         NetworkFilter::Http(hcm) => {
-            crate::http::serve_connection_from(proxy.clone(), hcm.clone(), stream, peer).await
+            crate::http::serve_connection_from(
+                proxy.clone(),
+                hcm.clone(),
+                stream,
+                Arc::new(downstream),
+            )
+            .await
         }
         NetworkFilter::TcpProxy { clusters, .. } => {
-            tcp_proxy::serve(&proxy, clusters, stream, original_dst).await
+            tcp_proxy::serve(&proxy, clusters, stream, downstream.original_dst).await
         }
     }
 }

@@ -141,6 +141,8 @@ struct Demo {
     scratch: PathBuf,
     env: Vec<(String, String)>,
     gateway: u16,
+    /// The gateway's HTTPS server port.
+    https: u16,
 }
 
 impl Demo {
@@ -154,6 +156,7 @@ impl Demo {
         let home = scratch.join("home");
         std::fs::create_dir_all(&home).unwrap();
         let gateway = free_port();
+        let https = free_port();
         let api = free_port();
         let env = vec![
             ("HOME".to_string(), home.display().to_string()),
@@ -167,6 +170,7 @@ impl Demo {
         let mut child = Command::new(binary("weft"))
             .args(["demo", "--data-plane", plane])
             .args(["--gateway-port", &gateway.to_string()])
+            .args(["--https-port", &https.to_string()])
             .args(["--api-addr", &format!("127.0.0.1:{api}")])
             .args(["--xds-addr", &format!("127.0.0.1:{}", free_port())])
             .args(["--port-base", &free_block().to_string()])
@@ -201,6 +205,7 @@ impl Demo {
             scratch,
             env,
             gateway,
+            https,
         }
     }
 
@@ -363,6 +368,46 @@ fn bookinfo_demo_on_weft_proxy_runs_istios_traffic_management_tasks() {
 }
 
 /// The same doc flows, whichever data plane carries the traffic.
+/// The banner's HTTPS line names the URL and the certificate to trust; curl with that
+/// certificate gets the whole product page from the gateway's SIMPLE TLS server.
+fn over_https(demo: &Demo, line: &str) {
+    let url = format!("https://localhost:{}/productpage", demo.https);
+    assert!(line.contains(&url), "{line}");
+    let cert = line
+        .split("--cacert ")
+        .nth(1)
+        .and_then(|rest| rest.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("no certificate named in {line:?}"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = Command::new("curl")
+            .args([
+                "-sS",
+                "--max-time",
+                "5",
+                "--noproxy",
+                "*",
+                "--cacert",
+                cert,
+                &url,
+            ])
+            .stdin(Stdio::null())
+            .output()
+            .expect("run curl");
+        let body = String::from_utf8_lossy(&out.stdout);
+        if out.status.success() && body.contains("Book Details") && body.contains("Book Reviews") {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no product page over HTTPS: {body} {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            demo.logs()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
 fn run_traffic_management_tasks(plane: &str, envoy: Option<&Path>) {
     let started = Instant::now();
     let mut demo = Demo::start(plane, envoy);
@@ -371,8 +416,10 @@ fn run_traffic_management_tasks(plane: &str, envoy: Option<&Path>) {
         url.contains(&format!("http://127.0.0.1:{}/productpage", demo.gateway)),
         "{url}"
     );
+    let https = demo.wait_for_line("Over HTTPS", Duration::from_secs(5));
     demo.wait_for_line("Press Ctrl-C", Duration::from_secs(5));
     eprintln!("demo up in {:?}", started.elapsed());
+    over_https(&demo, &https);
 
     // Anonymous: the book, its details and reviews.
     let page = demo.page(None);

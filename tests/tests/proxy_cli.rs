@@ -342,10 +342,14 @@ fn proxy_config_reads_a_real_envoy_admin() {
                 || l.starts_with("ADDRESSES")
                 || l.starts_with("NAME")
                 || l.starts_with("ENDPOINT")
+                || l.starts_with("RESOURCE NAME")
         })
         .map(|l| l.split_whitespace().next().unwrap())
         .collect();
-    assert_eq!(headers, ["SERVICE", "ADDRESSES", "NAME", "ENDPOINT"]);
+    assert_eq!(
+        headers,
+        ["SERVICE", "ADDRESSES", "NAME", "ENDPOINT", "RESOURCE"]
+    );
 }
 
 #[test]

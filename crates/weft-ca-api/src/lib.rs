@@ -6,6 +6,7 @@
 //! justify a protoc dependency in every build.
 
 pub mod client;
+pub mod server;
 pub mod spiffe;
 
 pub use spiffe::{SpiffeId, SpiffeIdError};

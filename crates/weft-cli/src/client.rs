@@ -203,6 +203,15 @@ impl Client {
         self.send(&format!("DELETE {path}"), req).map(|_| ())
     }
 
+    /// POSTs JSON to a weftd endpoint that needs the token (`/api/weft/v1/tokens`) and
+    /// returns the answer's JSON.
+    pub fn post_authorized(&self, path: &str, body: &Value) -> Result<Value, ClientError> {
+        let what = format!("POST {path}");
+        let req = self.authorize(self.http.post(self.url(path)).json(body))?;
+        let (code, _, text) = self.send(&what, req)?;
+        self.json(&what, code, &text)
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.server)
     }

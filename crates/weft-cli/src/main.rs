@@ -57,6 +57,8 @@ enum Command {
     /// Show a proxy's listeners, routes, clusters or endpoints, like `istioctl proxy-config`.
     #[command(visible_alias = "pc")]
     ProxyConfig(cmd::proxy_config::Args),
+    /// Create bootstrap tokens that prove a workload's identity to weftd's CA.
+    Token(cmd::token::Args),
     /// Run Bookinfo on this machine: weftd, an ingress gateway and every workload with its sidecar.
     Demo(cmd::demo::Args),
 }
@@ -88,6 +90,7 @@ fn main() -> ExitCode {
         Command::ProxyStatus(a) => cmd::proxy_status::run(a, &ctx, &mut out, &mut err),
         Command::ProxyConfig(a) => cmd::proxy_config::run(a, &ctx, &mut out, &mut err),
         Command::Demo(a) => cmd::demo::run(a, &ctx, &mut out, &mut err),
+        Command::Token(a) => cmd::token::run(a, &ctx, &mut out, &mut err),
     };
     let code = match result {
         Ok(code) => code,

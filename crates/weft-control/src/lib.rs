@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod ca;
 pub mod config_dir;
 pub mod mesh;
 pub mod model;

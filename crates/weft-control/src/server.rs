@@ -3,6 +3,10 @@
 
 use crate::api::{self, AppState};
 use crate::auth::{Token, TokenError};
+use crate::ca::sds::MeshSecrets;
+use crate::ca::service::CaService;
+use crate::ca::sign::Lifetimes;
+use crate::ca::{Ca, CaError, CaOptions};
 use crate::config_dir::ConfigDir;
 use crate::mesh::{MeshConfig, MeshConfigError};
 use crate::store::{EmbeddedStore, Store, StoreError};
@@ -46,6 +50,16 @@ pub struct Options {
     /// outboundTrafficPolicy, enableAutoMtls); Istio's defaults without it.
     #[arg(long)]
     pub mesh_config: Option<PathBuf>,
+    /// Plug-in CA: a folder laid out like Istio's cacerts (ca-cert.pem, ca-key.pem,
+    /// root-cert.pem, cert-chain.pem); without it, a self-signed root in <data-dir>/ca.
+    #[arg(long)]
+    pub cacerts: Option<PathBuf>,
+    /// Lifetime of workload certificates when the request names none (DEFAULT_WORKLOAD_CERT_TTL).
+    #[arg(long, default_value = "24h", value_parser = parse_duration)]
+    pub workload_cert_ttl: Duration,
+    /// Longest lifetime a workload may ask for (MAX_WORKLOAD_CERT_TTL).
+    #[arg(long, default_value = "90d", value_parser = parse_duration)]
+    pub max_workload_cert_ttl: Duration,
     /// Log filter, e.g. `info` or `weft_control=debug,info`.
     #[arg(long, default_value = "info")]
     pub log_level: String,
@@ -64,6 +78,8 @@ pub enum ServerError {
     Token(#[from] TokenError),
     #[error(transparent)]
     Mesh(#[from] MeshConfigError),
+    #[error(transparent)]
+    Ca(#[from] CaError),
     #[error("cannot open the store: {0}; is another weftd using the same --data-dir?")]
     Store(#[from] StoreError),
     #[error("cannot listen on {addr}: {source}; pass another --api-addr")]
@@ -80,7 +96,7 @@ pub enum ServerError {
     },
 }
 
-/// `250ms`, `1s`, `2m`, or a bare number of milliseconds.
+/// `250ms`, `1s`, `2m`, `24h`, `90d`, or a bare number of milliseconds.
 fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
@@ -94,7 +110,9 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
         "ms" => Ok(Duration::from_millis(n)),
         "s" => Ok(Duration::from_secs(n)),
         "m" => Ok(Duration::from_secs(n * 60)),
-        _ => Err(format!("{text:?}: unit must be ms, s or m")),
+        "h" => Ok(Duration::from_secs(n * 3600)),
+        "d" => Ok(Duration::from_secs(n * 86400)),
+        _ => Err(format!("{text:?}: unit must be ms, s, m, h or d")),
     }
 }
 
@@ -134,6 +152,17 @@ pub async fn run(
         None => MeshConfig::default(),
     });
     let token = Arc::new(Token::load_or_create(&data_dir)?);
+    let ca = Arc::new(Ca::open(
+        &CaOptions {
+            cacerts: options.cacerts.clone(),
+            lifetimes: Lifetimes {
+                default: options.workload_cert_ttl,
+                max: options.max_workload_cert_ttl,
+            },
+        },
+        &data_dir,
+        &mesh.trust_domain,
+    )?);
     let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(&data_dir)?);
 
     let listener = tokio::net::TcpListener::bind(options.api_addr)
@@ -154,6 +183,7 @@ pub async fn run(
     println!("api listening on {api_addr}");
     println!("token file: {}", token.path().display());
     println!("xds listening on {xds_addr}");
+    tracing::info!(source = ?ca.source(), trust_domain = ca.trust_domain(), "CA ready");
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let xds_config = XdsConfig {
@@ -165,12 +195,27 @@ pub async fn run(
     };
     let (snapshots, pipeline) =
         pipeline::start(store.clone(), mesh, xds_config.debounce, stop_rx.clone()).await?;
-    let xds = Xds::new(snapshots, store.clone(), xds_config, stop_rx.clone());
+    // Translation plus the CA's SDS secrets (ROOTCA, and `default` for proxies that
+    // proved their identity with a bootstrap token).
+    let mesh_secrets = Arc::new(MeshSecrets::new(ca.clone()));
+    let generator: crate::xds::Generator = Arc::new(move |snapshot, proxy| {
+        let mut generated = crate::translate::generate(snapshot, proxy);
+        mesh_secrets.add(snapshot, proxy, &mut generated);
+        generated
+    });
+    let xds = Xds::with_generator(
+        snapshots,
+        store.clone(),
+        xds_config,
+        stop_rx.clone(),
+        generator,
+    );
     xds.adopt_orphans().await;
     let mut xds_stop = stop_rx.clone();
     let ads = tokio::spawn(
         tonic::transport::Server::builder()
             .add_service(xds.service())
+            .add_service(CaService::new(ca.clone()).server())
             .serve_with_incoming_shutdown(
                 tonic::transport::server::TcpIncoming::from(xds_listener),
                 async move {
@@ -188,8 +233,12 @@ pub async fn run(
         data_dir,
         xds_addr: Some(xds_addr),
         shutdown: stop_rx,
+        ca: Some(ca.clone()),
     };
-    let app = api::router(state).merge(api::debug::router(xds));
+    let ca_metrics = ca.clone();
+    let app = api::router(state).merge(api::debug::router(xds).layer(axum::Extension(
+        api::debug::ExtraMetrics(Arc::new(move || ca_metrics.metrics.encode())),
+    )));
     let stop_tx = Arc::new(stop_tx);
     let signal_tx = stop_tx.clone();
     let graceful = async move {

@@ -136,6 +136,9 @@ pub struct Settings {
     pub delta: bool,
     /// How long `/drain` lets open connections finish (`--drain-time-s`, default 5 s).
     pub drain_time: std::time::Duration,
+    /// The bootstrap file as JSON (Null when built in code): the admin `/config_dump`
+    /// shows it and the ADS cluster, as Envoy does.
+    pub bootstrap: serde_json::Value,
 }
 
 impl Bootstrap {
@@ -144,11 +147,16 @@ impl Bootstrap {
             path: path.display().to_string(),
             source,
         })?;
-        let b: Bootstrap = serde_yaml::from_str(&text).map_err(|source| BootstrapError::Parse {
+        let parse = |source| BootstrapError::Parse {
             path: path.display().to_string(),
             source,
-        })?;
-        b.settings()
+        };
+        let b: Bootstrap = serde_yaml::from_str(&text).map_err(parse)?;
+        let json: serde_json::Value = serde_yaml::from_str(&text).map_err(parse)?;
+        Ok(Settings {
+            bootstrap: json,
+            ..b.settings()?
+        })
     }
 
     pub fn settings(self) -> Result<Settings, BootstrapError> {
@@ -226,6 +234,7 @@ impl Bootstrap {
             xds,
             delta,
             drain_time: DEFAULT_DRAIN_TIME,
+            bootstrap: serde_json::Value::Null,
         })
     }
 }

@@ -44,7 +44,28 @@
 //!     CONNECT) are forwarded and, on the upstream's 101, spliced byte for byte; other
 //!     routed upgrade requests get Envoy's 403 and the connection closes;
 //!     `use_remote_address`, `generate_request_id`, `normalize_path` accepted.
+//!   - HTTP filter `envoy.filters.http.jwt_authn` (at most one; see [`jwt`]), run before
+//!     RBAC and routing: providers with `issuer`, `audiences`, `local_jwks` (inline or
+//!     file; RS/PS 256-512, ES256/384, EdDSA, HS256-512), `from_headers`/`from_params`/
+//!     `from_cookies` (default `Authorization: Bearer`, `access_token`), `forward`,
+//!     `forward_payload_header` (+`pad_`), `claim_to_headers` (`claim_name`/`claim_path`),
+//!     `payload_in_metadata` with `normalize_payload_in_metadata`, `clock_skew_seconds`
+//!     (60 s default); rules on `prefix`/`path` with every requirement type but
+//!     `extract_only_without_validation`; `bypass_cors_preflight`. Failures answer Envoy's
+//!     401/403 text and `www-authenticate`. NACKed: `remote_jwks`, `requirement_map`,
+//!     `filter_state_rules`, `subjects`, `require_expiration`, `max_lifetime`,
+//!     `header_in_metadata`, `failed_status_in_metadata`.
 //!   - `tcp_proxy` to a `cluster` or `weighted_clusters`.
+//!   - RBAC (`rbac`): `envoy.filters.http.rbac` before the router and
+//!     `envoy.filters.network.rbac` before `tcp_proxy`, in order; `rules` and `shadow_rules`
+//!     (ALLOW, DENY, LOG) with permissions `any`, `and_rules`, `or_rules`, `not_rule`,
+//!     `header`, `url_path`, `uri_template`, `destination_ip`, `destination_port(_range)`,
+//!     `metadata`, `requested_server_name`, and principals `any`, `and_ids`, `or_ids`,
+//!     `not_id`, `authenticated`, `source_ip`, `direct_remote_ip`, `remote_ip`, `header`,
+//!     `url_path`, `metadata` (JWT claims from `jwt_authn`). A refused request gets 403
+//!     `RBAC: access denied` (flag `RBAC`, details `rbac_access_denied_matched_policy[..]`);
+//!     a refused connection is closed. NACKed: CEL conditions, matcher trees, filter-state
+//!     and custom principals, CONTINUOUS enforcement, `delay_deny`, audit loggers.
 //!   - Not supported: other listener filters, `filter_chain_match` on address suffixes or
 //!     source.
 //!   - TLS termination: a chain's `transport_socket` `envoy.transport_sockets.tls` with a
@@ -102,10 +123,11 @@
 //!     requests annotated. The filters run in Envoy's sidecar order fault, CORS, router
 //!     whether or not the connection manager lists them.
 //!   - `include_request_attempt_count`, `stat_prefix`; `decorator` and `metadata`
-//!     accepted (tracing only). NACKed: `cluster_header`, `metadata_match`, other rewrites
+//!     accepted (tracing only); `require_tls: ALL` (301 to https when `x-forwarded-proto`
+//!     is not https). NACKed: `cluster_header`, `metadata_match`, other rewrites
 //!     (`path_rewrite_policy`, `auto_host_rewrite`, ...), `hedge_policy`, rate limits,
-//!     retry `retriable_headers`, non-previous-hosts host predicates, `require_tls`,
-//!     `virtual_clusters`, hash `filter_state`, other per-filter configs.
+//!     retry `retriable_headers`, non-previous-hosts host predicates, `require_tls:
+//!     EXTERNAL_ONLY`, `virtual_clusters`, hash `filter_state`, other per-filter configs.
 //! - **Cluster**: `STATIC`; `STRICT_DNS` and `LOGICAL_DNS` (each endpoint name resolved
 //!   when a connection is opened, so every connection sees fresh DNS; `dns_refresh_rate`
 //!   kept, `respect_dns_ttl` accepted); `EDS`; `ORIGINAL_DST` with
@@ -132,7 +154,9 @@
 //!   `max_requests_per_connection`. `connect_timeout`; `upstream_connection_options` and
 //!   `upstream_bind_config` accepted. `transport_socket` `envoy.transport_sockets.tls` with
 //!   an `UpstreamTlsContext` (HTTP pools and the TCP proxy originate TLS; see **TLS**).
-//!   NACKed: `transport_socket_matches`, per-host thresholds, retry budgets.
+//!   `transport_socket_matches` (per endpoint by its `envoy.transport_socket_match`
+//!   metadata, string values; `raw_buffer` = plain text: Istio's auto mTLS).
+//!   NACKed: per-host thresholds, retry budgets.
 //! - **TLS** (rustls, ring): certificates and CAs by SDS over ADS only
 //!   (`tls_certificate_sds_secret_configs`, `validation_context_sds_secret_config`,
 //!   `combined_validation_context` = inline `default_validation_context` + SDS CA), or a
@@ -141,14 +165,20 @@
 //!   `inline_bytes`, `inline_string` or `filename` (read when the secret arrives).
 //!   Upstream: `sni` (none when empty), one client certificate (MUTUAL), `alpn_protocols`;
 //!   verified as Envoy does — the chain against the trusted CA, names only against
-//!   `match_typed_subject_alt_names` (DNS, exact; wildcard certificates match), never
-//!   against the SNI; no validation context = not verified. Downstream: the first
+//!   `match_typed_subject_alt_names` (DNS or URI, exact; wildcard certificates match; URI
+//!   for the SPIFFE ids of ISTIO_MUTUAL), never against the SNI; no validation context =
+//!   not verified. Downstream: the first
 //!   certificate serves every connection, `require_client_certificate` with a validation
 //!   context (MUTUAL; without `require`, OPTIONAL_MUTUAL: a sent certificate must verify),
 //!   `alpn_protocols` (h2 negotiated → HTTP/2). Like Envoy's warming, a resource whose
 //!   secrets have not arrived is in force but waits: its cluster's connections fail (503
 //!   UF) and its TLS chains close connections before the handshake, until they come;
-//!   `initial_fetch_timeout` accepted. NACKed: other SAN types and matchers, client SAN
+//!   `initial_fetch_timeout` accepted. The secret `default` is never fetched: it is the
+//!   proxy's own workload certificate (`--token-file`/`WEFT_TOKEN`, see [`identity`]),
+//!   key made in the process, renewed at half its lifetime without a rebuild; a verified
+//!   client's SPIFFE id is the connection's peer principal. A client offering none of a
+//!   chain's ALPN protocols is served without ALPN, as Envoy does. NACKed: other SAN
+//!   types and matchers, client SAN
 //!   matchers, `tls_params`, inline `tls_certificates`, certificate providers, session
 //!   options, `auto_host_sni`/`auto_sni_san_validation`, secrets not over ADS.
 //! - **ClusterLoadAssignment**: endpoints with IP or name, `health_status` (UNHEALTHY,
@@ -179,8 +209,11 @@ pub mod bootstrap;
 pub mod cluster;
 pub mod health;
 pub mod http;
+pub mod identity;
+pub mod jwt;
 pub mod listener;
 pub mod model;
+pub mod rbac;
 pub mod state;
 pub mod stats;
 pub mod telemetry;
@@ -212,7 +245,21 @@ pub async fn run_with_health(
     telemetry_options: telemetry::Options,
     health_port: Option<u16>,
 ) -> std::io::Result<()> {
+    run_with_identity(settings, telemetry_options, health_port, None).await
+}
+
+/// [`run_with_health`] with a workload identity: its certificate, obtained from the CA
+/// and renewed in the background, is the SDS secret `default` ([`identity`]).
+pub async fn run_with_identity(
+    settings: bootstrap::Settings,
+    telemetry_options: telemetry::Options,
+    health_port: Option<u16>,
+    identity: Option<identity::Config>,
+) -> std::io::Result<()> {
     let proxy = state::Proxy::new();
+    if let Some(config) = identity {
+        identity::start(&proxy, config);
+    }
     tokio::spawn(health::serve(
         proxy.clone(),
         health::port(&settings.metadata, health_port),
@@ -231,7 +278,7 @@ pub async fn run_with_health(
     }
     tokio::spawn(listener::run(proxy.clone()));
     match settings.admin {
-        Some(addr) => admin::serve(proxy, addr, settings.drain_time).await,
+        Some(addr) => admin::serve(proxy, settings.clone(), addr).await,
         None => {
             std::future::pending::<()>().await;
             Ok(())

@@ -32,6 +32,11 @@ pub struct Snapshot {
     /// TLS termination of every filter chain with a `DownstreamTlsContext`, built with
     /// the secrets in force; a chain finds its own by its context.
     pub tls_servers: Vec<Arc<crate::listener::tls::Termination>>,
+    /// The xDS resources in force as received (encoded), for the admin `/config_dump`.
+    pub accepted: crate::xds::store::AcceptedResources,
+    /// The workload identity, when the proxy has one: its certificate is the secret
+    /// `default` of every snapshot built after this one.
+    pub identity: Option<Arc<crate::identity::Identity>>,
 }
 
 /// Shared by the xDS client (writer), the listeners and the admin endpoint (readers).
@@ -56,6 +61,15 @@ impl Proxy {
             drain: Default::default(),
             telemetry: Arc::default(),
         })
+    }
+
+    /// Gives the proxy its workload identity. Called once at start, before the xDS client
+    /// publishes anything: later snapshots carry it over from this one.
+    pub fn set_identity(&self, identity: Arc<crate::identity::Identity>) {
+        self.publish(Snapshot {
+            identity: Some(identity),
+            ..Snapshot::default()
+        });
     }
 
     /// Puts `next` in force; requests already running keep the snapshot they loaded.

@@ -11,8 +11,8 @@ use std::time::Instant;
 #[test]
 fn hundred_virtual_service_changes_under_load_fail_no_request() {
     let cp = ControlPlane::start();
-    let (_v1, v1_port) = echo("ratings-v1");
-    let (_v2, v2_port) = echo("ratings-v2");
+    let (_v1, v1_port) = echo("ratings-v1", "v1");
+    let (_v2, v2_port) = echo("ratings-v2", "v2");
     mesh_config(&cp, v1_port, v2_port);
     cp.apply(&split(100));
     let proxy = Sidecar::start(&cp, true, &[]);

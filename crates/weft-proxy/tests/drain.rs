@@ -27,8 +27,8 @@ fn wait_exit(proxy: &mut Sidecar, within: Duration) -> std::process::ExitStatus 
 #[test]
 fn drain_finishes_requests_in_flight_then_exits_zero() {
     let cp = ControlPlane::start();
-    let (_v1, v1_port) = echo("ratings-v1");
-    let (_v2, v2_port) = echo("ratings-v2");
+    let (_v1, v1_port) = echo("ratings-v1", "v1");
+    let (_v2, v2_port) = echo("ratings-v2", "v2");
     mesh_config(&cp, v1_port, v2_port);
     cp.apply(&split(100));
     let mut proxy = Sidecar::start(&cp, false, &["--drain-time-s", "3"]);
@@ -80,8 +80,8 @@ fn drain_finishes_requests_in_flight_then_exits_zero() {
 #[test]
 fn drain_time_bounds_connections_that_stay_open() {
     let cp = ControlPlane::start();
-    let (_v1, v1_port) = echo("ratings-v1");
-    let (_v2, v2_port) = echo("ratings-v2");
+    let (_v1, v1_port) = echo("ratings-v1", "v1");
+    let (_v2, v2_port) = echo("ratings-v2", "v2");
     mesh_config(&cp, v1_port, v2_port);
     cp.apply(&split(100));
     let mut proxy = Sidecar::start(&cp, false, &["--drain-time-s", "1"]);

@@ -197,16 +197,18 @@ fn istio_metrics_and_access_log() {
         ("source_canonical_service", "sleep"),
         ("source_canonical_revision", "v3"),
         ("source_cluster", "unknown"),
-        ("destination_workload", "unknown"),
-        ("destination_workload_namespace", "unknown"),
+        // The endpoint's Istio metadata from weftd's EDS names the workload that answered;
+        // like Istio's, that encoding has no app or version.
+        ("destination_workload", "ratings-v1"),
+        ("destination_workload_namespace", "default"),
         ("destination_principal", "unknown"),
         ("destination_app", "unknown"),
         ("destination_version", "unknown"),
         ("destination_service", "ratings.default.svc.cluster.local"),
         ("destination_service_name", "ratings"),
         ("destination_service_namespace", "default"),
-        ("destination_canonical_service", "unknown"),
-        ("destination_canonical_revision", "unknown"),
+        ("destination_canonical_service", "ratings"),
+        ("destination_canonical_revision", "v1"),
         ("destination_cluster", "unknown"),
         ("request_protocol", "http"),
         ("response_code", "200"),
@@ -234,6 +236,9 @@ fn istio_metrics_and_access_log() {
         })
         .unwrap_or_else(|| panic!("no 503 series:\n{text}"));
     assert_eq!(uh.0["response_flags"], "UH");
+    // No endpoint answered: no destination workload, and Istio's default revision.
+    assert_eq!(uh.0["destination_workload"], "unknown");
+    assert_eq!(uh.0["destination_canonical_revision"], "latest");
     // The duration histogram's count agrees with the counter, series by series.
     let durations = samples(&text, "istio_request_duration_milliseconds_count");
     let d = durations.iter().find(|(l, _)| l == labels).unwrap();

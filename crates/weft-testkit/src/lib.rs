@@ -5,6 +5,7 @@
 
 pub mod echo;
 pub mod envoy;
+pub mod jwt;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};

@@ -67,6 +67,11 @@ fn plural(kind: &str) -> String {
 impl ControlPlane {
     /// Starts weftd and waits until its API answers.
     pub fn start() -> Result<ControlPlane, String> {
+        ControlPlane::start_with_args(&[])
+    }
+
+    /// Starts weftd with extra command-line arguments (e.g. `--mesh-config FILE`).
+    pub fn start_with_args(extra: &[String]) -> Result<ControlPlane, String> {
         let dir = tempfile::tempdir().map_err(|e| format!("temp dir: {e}"))?;
         let api: SocketAddr = ([127, 0, 0, 1], free_port()).into();
         let xds: SocketAddr = ([127, 0, 0, 1], free_port()).into();
@@ -81,6 +86,7 @@ impl ControlPlane {
                 "--xds-addr",
                 &xds.to_string(),
             ])
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             // A file, not a pipe: nobody drains a pipe during the run.

@@ -9,6 +9,7 @@ pub mod control;
 pub mod dataplane;
 pub mod echo;
 pub mod mesh;
+pub mod mesh_user;
 pub mod pending;
 pub mod runner;
 pub mod scenario;

@@ -82,6 +82,19 @@ pub struct EnvoyArgs {
     /// Service account [default: the WorkloadGroup's, else "default"].
     #[arg(long)]
     pub service_account: Option<String>,
+    /// Bootstrap token from `weft token create` for this workload's namespace and service
+    /// account: sent to weftd on the ADS stream, it lets weftd serve the workload's mTLS
+    /// certificate over SDS. (`--token` is the CLI's own write token, hence the name.)
+    #[arg(
+        long,
+        env = "WEFT_BOOTSTRAP_TOKEN",
+        hide_env_values = true,
+        conflicts_with = "token_file"
+    )]
+    pub bootstrap_token: Option<String>,
+    /// Read the bootstrap token from this file.
+    #[arg(long)]
+    pub token_file: Option<std::path::PathBuf>,
     /// Use incremental xDS (DELTA_GRPC) instead of state-of-the-world.
     #[arg(long)]
     pub delta: bool,
@@ -292,6 +305,12 @@ fn render(a: &EnvoyArgs, xds: &str, template: GroupTemplate) -> Result<Value, Er
     }
 
     let api_type = if a.delta { "DELTA_GRPC" } else { "GRPC" };
+    let mut grpc_service = json!({"envoy_grpc": {"cluster_name": "xds-grpc"}});
+    if let Some(token) = bootstrap_token(a)? {
+        // Envoy sends initial_metadata on every ADS stream, as a header weftd reads.
+        grpc_service["initial_metadata"] =
+            json!([{"key": "authorization", "value": format!("Bearer {token}")}]);
+    }
     let ads_source = json!({"ads": {}, "resource_api_version": "V3"});
     Ok(json!({
         "node": {
@@ -307,7 +326,7 @@ fn render(a: &EnvoyArgs, xds: &str, template: GroupTemplate) -> Result<Value, Er
             "ads_config": {
                 "api_type": api_type,
                 "transport_api_version": "V3",
-                "grpc_services": [{"envoy_grpc": {"cluster_name": "xds-grpc"}}],
+                "grpc_services": [grpc_service],
                 "set_node_on_first_message_only": true,
             },
             "cds_config": ads_source,
@@ -337,6 +356,25 @@ fn render(a: &EnvoyArgs, xds: &str, template: GroupTemplate) -> Result<Value, Er
     }))
 }
 
+/// `--bootstrap-token`, or the first line of `--token-file`.
+fn bootstrap_token(a: &EnvoyArgs) -> Result<Option<String>, Error> {
+    let token = match (&a.bootstrap_token, &a.token_file) {
+        (Some(t), _) => t.trim().to_string(),
+        (None, Some(path)) => std::fs::read_to_string(path)
+            .map_err(|e| Error::Usage(format!("--token-file {}: {e}", path.display())))?
+            .trim()
+            .to_string(),
+        (None, None) => return Ok(None),
+    };
+    if token.is_empty() || token.chars().any(|c| c.is_control() || c == ' ') {
+        return Err(Error::Usage(
+            "the bootstrap token is empty or has spaces; use what `weft token create` printed"
+                .into(),
+        ));
+    }
+    Ok(Some(token))
+}
+
 fn socket_address(address: &str, port: u16) -> Value {
     json!({"socket_address": {"address": address, "port_value": port}})
 }
@@ -364,6 +402,36 @@ mod tests {
     fn bootstrap(extra: &[&str], template: GroupTemplate) -> Value {
         let a = args(extra);
         render(&a, "127.0.0.1:15010", template).expect("renders")
+    }
+
+    #[test]
+    fn bootstrap_token_goes_into_the_ads_metadata() {
+        let plain = bootstrap(&[], GroupTemplate::default());
+        let ads = &plain["dynamic_resources"]["ads_config"]["grpc_services"][0];
+        assert!(ads.get("initial_metadata").is_none(), "{ads}");
+        let b = bootstrap(
+            &["--bootstrap-token", "weft-bt-abc"],
+            GroupTemplate::default(),
+        );
+        let ads = &b["dynamic_resources"]["ads_config"]["grpc_services"][0];
+        assert_eq!(
+            ads["initial_metadata"],
+            json!([{"key": "authorization", "value": "Bearer weft-bt-abc"}])
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        std::fs::write(&file, "weft-bt-from-file\n").unwrap();
+        let b = bootstrap(
+            &["--token-file", file.to_str().unwrap()],
+            GroupTemplate::default(),
+        );
+        assert_eq!(
+            b["dynamic_resources"]["ads_config"]["grpc_services"][0]["initial_metadata"][0]
+                ["value"],
+            "Bearer weft-bt-from-file"
+        );
+        let missing = args(&["--token-file", "/nonexistent/token"]);
+        assert!(render(&missing, "127.0.0.1:15010", GroupTemplate::default()).is_err());
     }
 
     #[test]

@@ -94,6 +94,14 @@ pub struct Args {
     /// Port of the ingress gateway (Bookinfo's Gateway server port).
     #[arg(long, default_value_t = 8080)]
     pub gateway_port: u16,
+    /// Port of the gateway's HTTPS server (SIMPLE TLS, with a self-signed certificate made
+    /// for the demo and written to <demo dir>/config/gateway-cert.pem).
+    #[arg(long, default_value_t = 8443)]
+    pub https_port: u16,
+    /// Istio MeshConfig YAML for weftd (e.g. `outboundTrafficPolicy: {mode: REGISTRY_ONLY}`
+    /// for Istio's egress tasks); Istio's defaults without it.
+    #[arg(long)]
+    pub mesh_config: Option<PathBuf>,
     /// weftd's HTTP API.
     #[arg(long, default_value = DEFAULT_API)]
     pub api_addr: SocketAddr,
@@ -212,7 +220,7 @@ async fn start(plan: &Plan, sup: &mut Supervisor, out: &mut dyn Write) -> Result
     adopt_cli_token(plan)?;
 
     let weftd_dir = plan.weftd_dir().display().to_string();
-    let weftd_args = [
+    let mut weftd_args = vec![
         "--data-dir".to_string(),
         weftd_dir,
         "--api-addr".into(),
@@ -220,6 +228,9 @@ async fn start(plan: &Plan, sup: &mut Supervisor, out: &mut dyn Write) -> Result
         "--xds-addr".into(),
         plan.xds_addr.to_string(),
     ];
+    if let Some(mesh_config) = &plan.mesh_config {
+        weftd_args.extend(["--mesh-config".into(), mesh_config.display().to_string()]);
+    }
     sup.spawn("weftd", &plan.weftd, &weftd_args)?;
     let root = format!("{}/", plan.server());
     wait_until(sup, "weftd", WEFTD_TIMEOUT, plan, || async {
@@ -262,8 +273,9 @@ async fn start(plan: &Plan, sup: &mut Supervisor, out: &mut dyn Write) -> Result
     say(
         out,
         format!(
-            "✓ gateway    {dp} (istio: ingressgateway) on :{}  admin :{}",
+            "✓ gateway    {dp} (istio: ingressgateway) on :{} (HTTP) and :{} (HTTPS)  admin :{}",
             plan.gateway_port,
+            plan.https_port,
             plan.ports.gateway_admin()
         ),
     );
@@ -353,8 +365,17 @@ where
 /// Writes the demo's config files and applies them; returns a count for the progress line.
 async fn apply_config(plan: &Plan) -> Result<String, DemoError> {
     let dir = plan.dir.join("config");
+    let (cert_pem, key_pem) = mesh::gateway_certificate()
+        .map_err(|e| DemoError::Cli(format!("cannot make the gateway's certificate: {e}")))?;
+    let cert_path = dir.join(mesh::GATEWAY_CERT);
+    std::fs::write(&cert_path, &cert_pem).map_err(fs_err("cannot write", &cert_path))?;
+    let https = mesh::Https {
+        port: plan.https_port,
+        cert_pem: &cert_pem,
+        key_pem: &key_pem,
+    };
     let mut files = Vec::new();
-    for (name, docs) in mesh::config_files(plan.ports, plan.gateway_port) {
+    for (name, docs) in mesh::config_files(plan.ports, plan.gateway_port, &https) {
         let text: Vec<String> = docs
             .iter()
             .map(|d| serde_yaml::to_string(d).expect("JSON values serialize as YAML"))
@@ -396,6 +417,9 @@ fn envoy_args(
         // Labels and service account come from the WorkloadGroup, as for any workload.
         labels: Vec::new(),
         service_account: None,
+        // weftd's ADS needs no token unless started with one; the demo's does not.
+        bootstrap_token: None,
+        token_file: None,
         delta: false,
         output: Format::Yaml,
     }
@@ -495,10 +519,18 @@ fn banner(plan: &Plan, dp: &str, page: &str) -> String {
         "  Product page  {page}   (sign in as jason, any password)"
     ));
     line(format!(
+        "  Over HTTPS    https://localhost:{}/productpage   (curl --cacert {})",
+        plan.https_port,
+        plan.dir.join("config").join(mesh::GATEWAY_CERT).display()
+    ));
+    line(format!(
         "  weftd API     {}   xDS {}",
         plan.server(),
         plan.xds_addr
     ));
+    if let Some(mesh_config) = &plan.mesh_config {
+        line(format!("  Mesh config   {}", mesh_config.display()));
+    }
     line(format!(
         "  Demo files    {}   (config/, bootstrap/, logs/)",
         plan.dir.display()
@@ -543,6 +575,9 @@ mod tests {
         let a = Cli::try_parse_from(["demo"]).unwrap().args;
         assert_eq!(a.data_plane, DataPlane::Weft);
         assert_eq!(a.gateway_port, 8080);
+        // Istio's samples' HTTPS port next to 8080, and Istio's mesh defaults.
+        assert_eq!(a.https_port, 8443);
+        assert!(a.mesh_config.is_none());
         assert_eq!(a.api_addr.to_string(), DEFAULT_API);
         assert_eq!(a.xds_addr.to_string(), "127.0.0.1:15010");
         assert_eq!(a.port_base, 19100);

@@ -8,6 +8,7 @@ pub mod demo;
 pub mod get;
 pub mod proxy_config;
 pub mod proxy_status;
+pub mod token;
 pub mod validate;
 pub mod version;
 

@@ -3,6 +3,7 @@
 //! The config comes from weftd (what it last sent the proxy) or from the data plane's own
 //! admin endpoint (what the proxy actually runs); both speak Envoy's `/config_dump` shape.
 
+mod secrets;
 mod summary;
 
 use super::proxy_status::{http_get, list_proxies, resolve, Peer};
@@ -20,6 +21,8 @@ pub enum Section {
     Clusters,
     #[value(alias = "endpoint", alias = "ep")]
     Endpoints,
+    #[value(alias = "secrets", alias = "s")]
+    Secret,
     All,
 }
 
@@ -101,6 +104,7 @@ pub fn run(
             Section::Listeners => Value::Array(summary::listeners(&dump)),
             Section::Routes => Value::Array(summary::routes(&dump)),
             Section::Endpoints => endpoints()?,
+            Section::Secret => Value::Array(secrets::secrets(&dump)),
         };
         let text = serde_json::to_string_pretty(&doc).expect("JSON values serialize");
         writeln!(out, "{text}")?;
@@ -113,6 +117,7 @@ pub fn run(
             Section::Listeners,
             Section::Routes,
             Section::Endpoints,
+            Section::Secret,
         ],
         one => vec![one],
     };
@@ -133,6 +138,10 @@ pub fn run(
                 summary::route_table(&dump),
                 summary::routes(&dump).is_empty(),
             ),
+            Section::Secret => (
+                secrets::secret_table(&dump),
+                secrets::secrets(&dump).is_empty(),
+            ),
             _ => {
                 let rows = summary::endpoint_rows(&endpoints()?);
                 (summary::endpoint_table(&rows), rows.is_empty())
@@ -152,6 +161,7 @@ fn section_name(s: Section) -> &'static str {
         Section::Routes => "routes",
         Section::Clusters => "clusters",
         Section::Endpoints => "endpoints",
+        Section::Secret => "secrets",
         Section::All => "config",
     }
 }

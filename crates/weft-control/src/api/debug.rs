@@ -45,12 +45,30 @@ async fn config_dump(
     })
 }
 
-async fn metrics(State(xds): State<Xds>) -> impl IntoResponse {
+/// More metric families for `/metrics` (the CA's), given as a layer:
+/// `router(xds).layer(Extension(ExtraMetrics(..)))`. Their text has no `# EOF` line.
+#[derive(Clone)]
+pub struct ExtraMetrics(pub std::sync::Arc<dyn Fn() -> String + Send + Sync>);
+
+async fn metrics(
+    State(xds): State<Xds>,
+    extra: Option<axum::Extension<ExtraMetrics>>,
+) -> impl IntoResponse {
+    let mut text = xds.metrics_text();
+    if let Some(axum::Extension(ExtraMetrics(more))) = extra {
+        // One exposition: the extra families go before the closing `# EOF`.
+        let body = text
+            .trim_end()
+            .strip_suffix("# EOF")
+            .unwrap_or(&text)
+            .to_string();
+        text = format!("{body}{}\n# EOF\n", more().trim_end());
+    }
     (
         [(
             header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        xds.metrics_text(),
+        text,
     )
 }

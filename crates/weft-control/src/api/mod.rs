@@ -5,6 +5,7 @@ mod body;
 pub mod debug;
 mod objects;
 pub mod status;
+mod tokens;
 mod watch;
 
 pub use status::ApiError;
@@ -31,6 +32,8 @@ pub struct AppState {
     pub xds_addr: Option<std::net::SocketAddr>,
     /// Turns true when weftd shuts down, so open watch streams end and the server drains.
     pub shutdown: signal::Receiver<bool>,
+    /// The CA, for bootstrap tokens (`/api/weft/v1/tokens`); none in API-only tests.
+    pub ca: Option<Arc<crate::ca::Ca>>,
 }
 
 /// The API's routes.
@@ -60,6 +63,7 @@ pub fn router(state: AppState) -> Router {
                 .put(objects::put)
                 .delete(objects::delete),
         )
+        .route("/api/weft/v1/tokens", axum::routing::post(tokens::create))
         .fallback(not_found)
         .with_state(state)
 }

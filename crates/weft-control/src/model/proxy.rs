@@ -45,6 +45,30 @@ pub struct Proxy {
     pub app_ports: BTreeMap<String, u32>,
     /// Explicit mode: port of the outbound HTTP proxy listener on 127.0.0.1.
     pub outbound_port: u32,
+    /// The bootstrap token the ADS stream carried (`authorization: Bearer ...` metadata):
+    /// proof of identity for the workload certificate weftd serves as SDS `default`.
+    pub bootstrap_token: Option<BearerToken>,
+}
+
+/// A bearer token kept out of logs and debug output.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct BearerToken(pub String);
+
+impl std::fmt::Debug for BearerToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BearerToken(<redacted>)")
+    }
+}
+
+impl BearerToken {
+    /// The token of an `authorization: Bearer <token>` value.
+    pub fn from_authorization(value: &str) -> Option<BearerToken> {
+        let token = value
+            .strip_prefix("Bearer ")
+            .or_else(|| value.strip_prefix("bearer "))?
+            .trim();
+        (!token.is_empty()).then(|| BearerToken(token.to_string()))
+    }
 }
 
 /// Default port of the explicit-mode outbound HTTP proxy listener, Istio's outbound capture port.
@@ -171,6 +195,7 @@ impl Proxy {
             app_ports,
             outbound_port,
             id,
+            bootstrap_token: None,
         })
     }
 }

@@ -6,6 +6,7 @@
 use super::cluster;
 use super::filter::{http_connection_manager, tcp_proxy, Routes};
 use super::listener::inbound_ports;
+use super::mtls;
 use super::names;
 use super::proto::{any, socket, u32v};
 use super::route;
@@ -42,6 +43,7 @@ pub fn virtual_inbound(snapshot: &MeshSnapshot, proxy: &Proxy) -> (Listener, Vec
         ..Default::default()
     }];
     let mut clusters = vec![cluster::inbound_passthrough()];
+    let peer_policies = mtls::PeerPolicies::for_proxy(snapshot, proxy);
     for p in inbound_ports(snapshot, proxy) {
         let cluster_name = names::inbound_cluster(p.port);
         let filter = if p.protocol.is_http() {
@@ -53,7 +55,7 @@ pub fn virtual_inbound(snapshot: &MeshSnapshot, proxy: &Proxy) -> (Listener, Vec
         } else {
             tcp_proxy(&cluster_name, &[(cluster_name.clone(), 1)])
         };
-        chains.push(FilterChain {
+        let chain = FilterChain {
             name: names::listener("0.0.0.0", p.port),
             filter_chain_match: Some(FilterChainMatch {
                 destination_port: Some(u32v(p.port)),
@@ -61,9 +63,22 @@ pub fn virtual_inbound(snapshot: &MeshSnapshot, proxy: &Proxy) -> (Listener, Vec
             }),
             filters: vec![filter],
             ..Default::default()
-        });
+        };
+        // PeerAuthentication: mTLS beside (PERMISSIVE) or instead of (STRICT) plain text.
+        match peer_policies.mode(p.port) {
+            Some(mode) => chains.extend(mtls::secure_inbound_chain(
+                chain,
+                mode,
+                p.protocol.is_http(),
+            )),
+            None => chains.push(chain),
+        }
         // Captured traffic keeps its original port, which is where the application listens.
-        clusters.push(cluster::inbound(p.port, p.port));
+        let mut inbound = cluster::inbound(p.port, p.port);
+        if p.protocol.is_http2() {
+            super::cluster_policy::http2_upstream(&mut inbound);
+        }
+        clusters.push(inbound);
     }
     chains.push(FilterChain {
         name: PASSTHROUGH_CHAIN.to_string(),
@@ -77,7 +92,7 @@ pub fn virtual_inbound(snapshot: &MeshSnapshot, proxy: &Proxy) -> (Listener, Vec
         )],
         ..Default::default()
     });
-    let listener = Listener {
+    let mut listener = Listener {
         name: names::VIRTUAL_INBOUND.to_string(),
         address: Some(socket("0.0.0.0", INBOUND_CAPTURE_PORT)),
         traffic_direction: TrafficDirection::Inbound as i32,
@@ -95,6 +110,7 @@ pub fn virtual_inbound(snapshot: &MeshSnapshot, proxy: &Proxy) -> (Listener, Vec
         filter_chains: chains,
         ..Default::default()
     };
+    mtls::ensure_tls_inspector(&mut listener);
     (listener, clusters)
 }
 

@@ -110,6 +110,7 @@ pub fn outbound(snapshot: &MeshSnapshot, key: &OutboundKey) -> Cluster {
         // Original-destination clusters route to the caller's address; no LB applies.
         make_original_dst(&mut cluster);
     }
+    super::mtls::apply_outbound(snapshot, key, &mut cluster);
     cluster
 }
 

@@ -177,6 +177,25 @@ fn connection_pool(cluster: &mut Cluster, policy: &Policy, protocol: Protocol) {
     );
 }
 
+/// Speaks HTTP/2 to the upstream: inbound clusters of HTTP2/GRPC ports, where the
+/// application expects HTTP/2 (h2c) whatever the client sent, as Istio sets them up.
+pub fn http2_upstream(cluster: &mut Cluster) {
+    let options = HttpProtocolOptions {
+        upstream_protocol_options: Some(UpstreamProtocolOptions::ExplicitHttpConfig(
+            ExplicitHttpConfig {
+                protocol_config: Some(ProtocolConfig::Http2ProtocolOptions(
+                    Http2ProtocolOptions::default(),
+                )),
+            },
+        )),
+        ..Default::default()
+    };
+    cluster.typed_extension_protocol_options.insert(
+        HTTP_PROTOCOL_OPTIONS.to_string(),
+        any(HTTP_PROTOCOL_OPTIONS, &options),
+    );
+}
+
 fn whole_secs(d: weft_config::common::Duration) -> u32 {
     u32::try_from(d.nanos.max(0) / 1_000_000_000).unwrap_or(u32::MAX)
 }

@@ -90,3 +90,38 @@ pub fn tcp_proxy(stat_prefix: &str, clusters: &[(String, u32)]) -> Filter {
         ))),
     }
 }
+
+/// Puts `http_filter` into every HTTP connection manager of `listener`, ahead of the first
+/// filter named in `before` (the router at the latest). Policy filters (JWT, RBAC) are
+/// added this way once the listeners are built, since they depend on the proxy rather than
+/// the port.
+pub fn insert_http_filter(
+    listener: &mut envoy_types::pb::envoy::config::listener::v3::Listener,
+    http_filter: &envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::HttpFilter,
+    before: &[&str],
+) {
+    use prost::Message;
+    for f in listener
+        .filter_chains
+        .iter_mut()
+        .flat_map(|c| c.filters.iter_mut())
+        .filter(|f| f.name == HCM)
+    {
+        let Some(filter::ConfigType::TypedConfig(any)) = &mut f.config_type else {
+            continue;
+        };
+        let Ok(mut hcm) = HttpConnectionManager::decode(any.value.as_slice()) else {
+            continue;
+        };
+        if hcm.http_filters.iter().any(|h| h.name == http_filter.name) {
+            continue;
+        }
+        let at = hcm
+            .http_filters
+            .iter()
+            .position(|h| before.contains(&h.name.as_str()))
+            .unwrap_or(hcm.http_filters.len());
+        hcm.http_filters.insert(at, http_filter.clone());
+        any.value = hcm.encode_to_vec();
+    }
+}

@@ -115,6 +115,7 @@ pub fn inbound_ports(snapshot: &MeshSnapshot, proxy: &Proxy) -> Vec<InboundPort>
 pub fn explicit_inbound(snapshot: &MeshSnapshot, proxy: &Proxy) -> (Vec<Listener>, Vec<Cluster>) {
     let mut listeners = Vec::new();
     let mut clusters = Vec::new();
+    let peer_policies = super::mtls::PeerPolicies::for_proxy(snapshot, proxy);
     for p in inbound_ports(snapshot, proxy) {
         let cluster_name = names::inbound_cluster(p.port);
         let filter = if p.protocol.is_http() {
@@ -126,17 +127,29 @@ pub fn explicit_inbound(snapshot: &MeshSnapshot, proxy: &Proxy) -> (Vec<Listener
         } else {
             tcp_proxy(&cluster_name, &[(cluster_name.clone(), 1)])
         };
-        listeners.push(Listener {
+        let chain = FilterChain {
+            filters: vec![filter],
+            ..Default::default()
+        };
+        // PeerAuthentication: mTLS beside (PERMISSIVE) or instead of (STRICT) plain text.
+        let filter_chains = match peer_policies.mode(p.port) {
+            Some(mode) => super::mtls::secure_inbound_chain(chain, mode, p.protocol.is_http()),
+            None => vec![chain],
+        };
+        let mut listener = Listener {
             name: names::listener(&proxy.ip, p.port),
             address: Some(socket(&proxy.ip, p.port)),
             traffic_direction: TrafficDirection::Inbound as i32,
-            filter_chains: vec![FilterChain {
-                filters: vec![filter],
-                ..Default::default()
-            }],
+            filter_chains,
             ..Default::default()
-        });
-        clusters.push(cluster::inbound(p.port, p.app_port));
+        };
+        super::mtls::ensure_tls_inspector(&mut listener);
+        listeners.push(listener);
+        let mut inbound = cluster::inbound(p.port, p.app_port);
+        if p.protocol.is_http2() {
+            super::cluster_policy::http2_upstream(&mut inbound);
+        }
+        clusters.push(inbound);
     }
     (listeners, clusters)
 }

@@ -9,6 +9,8 @@ use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::Secret;
 use scope::Scope;
 
+pub mod authn;
+pub mod authz;
 mod capture_inbound;
 mod capture_outbound;
 #[cfg(test)]
@@ -20,6 +22,7 @@ pub mod endpoint;
 mod filter;
 pub mod gateway;
 pub mod listener;
+pub mod mtls;
 pub mod names;
 mod proto;
 pub mod route;
@@ -91,8 +94,13 @@ pub fn generate(snapshot: &MeshSnapshot, proxy: &Proxy) -> Generated {
             let (inbound, inbound_clusters) = listener::explicit_inbound(snapshot, proxy);
             listeners.extend(inbound);
             clusters.extend(inbound_clusters);
+            route::explicit_passthrough(&mut clusters);
         }
     }
+    // RequestAuthentication: jwt_authn ahead of RBAC on inbound and gateway listeners.
+    authn::apply(snapshot, proxy, &mut listeners);
+    // AuthorizationPolicy: RBAC after authentication, before routing.
+    authz::apply(snapshot, proxy, &mut listeners);
     let mut route_names: Vec<String> = listeners.iter().flat_map(rds_names).collect();
     route_names.sort();
     route_names.dedup();

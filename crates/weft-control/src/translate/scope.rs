@@ -3,6 +3,7 @@
 //! that applies to it (`egress[].hosts`).
 
 use super::destination_rule::{visible, ROOT_NAMESPACE};
+use crate::mesh;
 use crate::model::{MeshSnapshot, Proxy, ProxyKind};
 use crate::registry::{resolve_short_name, Service};
 use std::collections::{BTreeMap, BTreeSet};
@@ -25,7 +26,7 @@ pub struct Scope {
     services: BTreeMap<String, Ports>,
     /// `namespace/name` of every root VirtualService the proxy sees.
     virtual_services: BTreeSet<String>,
-    /// Sidecar's `outboundTrafficPolicy`; Istio's mesh default is ALLOW_ANY.
+    /// The Sidecar's `outboundTrafficPolicy`, else the mesh config's (ALLOW_ANY by default).
     allow_any: bool,
 }
 
@@ -109,9 +110,7 @@ impl Scope {
         };
         let mut scope = Scope {
             sidecar: sidecar.map(|(r, _)| key(r)),
-            allow_any: sidecar
-                .and_then(|(_, s)| s.outbound_traffic_policy.as_ref())
-                .is_none_or(|p| p.mode == OutboundMode::AllowAny),
+            allow_any: allow_any(snapshot, sidecar.map(|(_, s)| s)),
             ..Scope::default()
         };
         let egress: Vec<Egress> = match sidecar {
@@ -214,6 +213,14 @@ impl Scope {
     /// `namespace/name` of the Sidecar resource in force, for debugging.
     pub fn sidecar(&self) -> Option<&str> {
         self.sidecar.as_deref()
+    }
+}
+
+/// A Sidecar's `outboundTrafficPolicy` overrides the mesh-wide one, as in Istio.
+fn allow_any(snapshot: &MeshSnapshot, sidecar: Option<&Sidecar>) -> bool {
+    match sidecar.and_then(|s| s.outbound_traffic_policy.as_ref()) {
+        Some(policy) => policy.mode == OutboundMode::AllowAny,
+        None => snapshot.mesh.outbound_traffic_policy.mode == mesh::OutboundMode::AllowAny,
     }
 }
 

@@ -205,7 +205,7 @@ fn generated_clusters_endpoints_and_routes_follow_the_scope() {
             "ratings.default.svc.cluster.local:9080",
             "reviews.default.svc.cluster.local:9080",
             "zipkin.istio-system.svc.cluster.local:9411",
-            "block_all"
+            "allow_any"
         ]
     );
     // From prod: no ratings (exported to `.`), no private VirtualService or DestinationRule.
@@ -308,4 +308,116 @@ spec:
     );
     let s = snapshot(&yaml);
     assert_eq!(seen(&s, &proxy("default")), ["productpage", "reviews"]);
+}
+
+/// The catch-all virtual host of the proxy's outbound route table, and its route.
+fn catch_all(
+    g: &crate::translate::Generated,
+) -> &envoy_types::pb::envoy::config::route::v3::VirtualHost {
+    let table = g.routes.iter().find(|r| r.name == "http_proxy").unwrap();
+    let last = table.virtual_hosts.last().unwrap();
+    assert_eq!(last.domains, ["*"]);
+    last
+}
+
+fn with_mesh(yaml: &str, mesh: &str) -> MeshSnapshot {
+    let config = crate::mesh::MeshConfig::parse(mesh).unwrap();
+    snapshot(yaml).with_mesh(std::sync::Arc::new(config))
+}
+
+const REGISTRY_ONLY: &str = "outboundTrafficPolicy: {mode: REGISTRY_ONLY}\n";
+
+#[test]
+fn mesh_config_registry_only_blocks_unknown_hosts_with_502() {
+    use envoy_types::pb::envoy::config::route::v3::route::Action;
+    let s = with_mesh(MESH, REGISTRY_ONLY);
+    assert!(!Scope::new(&s, &proxy("default")).allow_any());
+    let g = generate(&s, &proxy("default"));
+    let vhost = catch_all(&g);
+    assert_eq!(vhost.name, "block_all");
+    match &vhost.routes[0].action {
+        Some(Action::DirectResponse(d)) => assert_eq!(d.status, 502),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn mesh_default_allows_any_and_explicit_proxy_names_the_destination() {
+    use envoy_types::pb::envoy::config::cluster::v3::cluster::LbConfig;
+    use envoy_types::pb::envoy::config::route::v3::route::Action;
+    use envoy_types::pb::envoy::config::route::v3::route_action::ClusterSpecifier;
+    let s = with_mesh(MESH, "trustDomain: cluster.local\n");
+    let g = generate(&s, &proxy("default"));
+    let vhost = catch_all(&g);
+    assert_eq!(vhost.name, "allow_any");
+    let route = &vhost.routes[0];
+    match &route.action {
+        Some(Action::Route(r)) => assert_eq!(
+            r.cluster_specifier,
+            Some(ClusterSpecifier::Cluster("PassthroughCluster".into()))
+        ),
+        other => panic!("{other:?}"),
+    }
+    let header = route.request_headers_to_add[0].header.as_ref().unwrap();
+    assert_eq!(
+        (header.key.as_str(), header.value.as_str()),
+        ("x-envoy-original-dst-host", "%REQ(:AUTHORITY)%")
+    );
+    let passthrough = g
+        .clusters
+        .iter()
+        .find(|c| c.name == "PassthroughCluster")
+        .unwrap();
+    match &passthrough.lb_config {
+        Some(LbConfig::OriginalDstLbConfig(o)) => assert!(o.use_http_header),
+        other => panic!("{other:?}"),
+    }
+    // Transparent capture keeps the connection's own original destination.
+    let mut transparent = proxy("default");
+    transparent.capture = CaptureMode::Transparent;
+    let g = generate(&s, &transparent);
+    let passthrough = g
+        .clusters
+        .iter()
+        .find(|c| c.name == "PassthroughCluster")
+        .unwrap();
+    assert!(passthrough.lb_config.is_none());
+}
+
+#[test]
+fn sidecar_policy_overrides_the_mesh_config_both_ways() {
+    let sidecar = |mode: &str| {
+        format!(
+            "{MESH}\n---\napiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {{name: default, namespace: default}}\nspec:\n  outboundTrafficPolicy: {{mode: {mode}}}\n"
+        )
+    };
+    let open = with_mesh(&sidecar("ALLOW_ANY"), REGISTRY_ONLY);
+    assert!(Scope::new(&open, &proxy("default")).allow_any());
+    assert_eq!(
+        catch_all(&generate(&open, &proxy("default"))).name,
+        "allow_any"
+    );
+    // Another namespace has no Sidecar: the mesh's REGISTRY_ONLY applies.
+    assert!(!Scope::new(&open, &proxy("prod")).allow_any());
+
+    let closed = with_mesh(&sidecar("REGISTRY_ONLY"), "");
+    assert!(!Scope::new(&closed, &proxy("default")).allow_any());
+    assert!(Scope::new(&closed, &proxy("prod")).allow_any());
+    let mut transparent = proxy("default");
+    transparent.capture = CaptureMode::Transparent;
+    let g = generate(&closed, &transparent);
+    let outbound = g
+        .listeners
+        .iter()
+        .find(|l| l.name == "virtualOutbound")
+        .unwrap();
+    use envoy_types::pb::envoy::config::listener::v3::filter::ConfigType;
+    use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::TcpProxy;
+    use prost::Message;
+    let catch_all_chain = outbound.filter_chains.last().unwrap();
+    let Some(ConfigType::TypedConfig(any)) = &catch_all_chain.filters[0].config_type else {
+        panic!("{catch_all_chain:?}");
+    };
+    let tcp = TcpProxy::decode(any.value.as_slice()).unwrap();
+    assert!(format!("{tcp:?}").contains("BlackHoleCluster"), "{tcp:?}");
 }

@@ -360,6 +360,55 @@ pub fn downstream(
     Ok(Some(socket(any(DOWNSTREAM_TLS_CONTEXT, &context))))
 }
 
+/// The mesh's mutual TLS towards a sidecar: the workload certificate (SDS `default`), the
+/// peer checked against the trust bundle (SDS `ROOTCA`) and, when known, the SPIFFE
+/// identities the service runs as.
+pub fn istio_mutual_upstream(sni: String, sans: &[String], alpn: &[&str]) -> TransportSocket {
+    use super::mtls::{ROOT_SECRET, WORKLOAD_SECRET};
+    let validation_context_type =
+        validation(Some(ROOT_SECRET.to_string()), sans, false).map(|v| match v {
+            ValidationContextType::ValidationContextSdsSecretConfig(c) => {
+                ValidationContextType::ValidationContextSdsSecretConfig(upstream_sds(c))
+            }
+            ValidationContextType::CombinedValidationContext(mut c) => {
+                c.validation_context_sds_secret_config =
+                    c.validation_context_sds_secret_config.map(upstream_sds);
+                ValidationContextType::CombinedValidationContext(c)
+            }
+            other => other,
+        });
+    let context = UpstreamTlsContext {
+        common_tls_context: Some(CommonTlsContext {
+            tls_certificate_sds_secret_configs: vec![upstream_sds(sds(WORKLOAD_SECRET.into()))],
+            validation_context_type,
+            alpn_protocols: alpn.iter().map(|p| p.to_string()).collect(),
+            ..Default::default()
+        }),
+        sni,
+        ..Default::default()
+    };
+    socket(any(UPSTREAM_TLS_CONTEXT, &context))
+}
+
+/// The mesh's mutual TLS on an inbound port: the workload certificate, a client
+/// certificate required and checked against the trust bundle.
+pub fn istio_mutual_downstream(alpn: &[&str]) -> TransportSocket {
+    use super::mtls::{ROOT_SECRET, WORKLOAD_SECRET};
+    let context = DownstreamTlsContext {
+        common_tls_context: Some(CommonTlsContext {
+            tls_certificate_sds_secret_configs: vec![sds(WORKLOAD_SECRET.into())],
+            validation_context_type: Some(ValidationContextType::ValidationContextSdsSecretConfig(
+                sds(ROOT_SECRET.into()),
+            )),
+            alpn_protocols: alpn.iter().map(|p| p.to_string()).collect(),
+            ..Default::default()
+        }),
+        require_client_certificate: Some(BoolValue { value: true }),
+        ..Default::default()
+    };
+    socket(any(DOWNSTREAM_TLS_CONTEXT, &context))
+}
+
 #[cfg(test)]
 #[path = "tls_tests.rs"]
 mod tests;

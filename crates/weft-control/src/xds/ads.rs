@@ -31,6 +31,16 @@ fn proxy_of(node: Option<&Node>) -> Result<Proxy, Status> {
         })
 }
 
+/// The stream's `authorization: Bearer <token>` metadata (Envoy sends it from the ADS
+/// grpc_service's initial_metadata), kept for the CA.
+fn bearer<T>(request: &Request<T>) -> Option<crate::model::proxy::BearerToken> {
+    request
+        .metadata()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(crate::model::proxy::BearerToken::from_authorization)
+}
+
 async fn first<T: Send + 'static>(inbound: &mut Streaming<T>) -> Result<T, Status> {
     inbound
         .message()
@@ -47,9 +57,11 @@ impl AggregatedDiscoveryService for Xds {
         &self,
         request: Request<Streaming<DiscoveryRequest>>,
     ) -> Result<Response<Self::StreamAggregatedResourcesStream>, Status> {
+        let token = bearer(&request);
         let mut inbound = request.into_inner();
         let first = first(&mut inbound).await?;
-        let proxy = proxy_of(first.node.as_ref())?;
+        let mut proxy = proxy_of(first.node.as_ref())?;
+        proxy.bootstrap_token = token;
         let conn = Connection::open(self.clone(), proxy, Mode::Sotw).await?;
         let (tx, rx) = mpsc::channel(QUEUE);
         tokio::spawn(async move {
@@ -64,9 +76,11 @@ impl AggregatedDiscoveryService for Xds {
         &self,
         request: Request<Streaming<DeltaDiscoveryRequest>>,
     ) -> Result<Response<Self::DeltaAggregatedResourcesStream>, Status> {
+        let token = bearer(&request);
         let mut inbound = request.into_inner();
         let first = first(&mut inbound).await?;
-        let proxy = proxy_of(first.node.as_ref())?;
+        let mut proxy = proxy_of(first.node.as_ref())?;
+        proxy.bootstrap_token = token;
         let conn = Connection::open(self.clone(), proxy, Mode::Delta).await?;
         let (tx, rx) = mpsc::channel(QUEUE);
         tokio::spawn(async move {

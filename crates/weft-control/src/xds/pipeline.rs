@@ -37,6 +37,20 @@ pub async fn start(
     let first = build(store.as_ref(), &mesh).await?;
     let revision = first.snapshot.revision;
     let (tx, rx) = watch::channel(Arc::new(first));
+    // A JWKS refresh that changes keys republishes the snapshot, so proxies get them.
+    let jwks_tx = tx.clone();
+    crate::translate::authn::jwks::spawn_refresher(
+        crate::translate::authn::jwks::JwksResolver::global().clone(),
+        stop.clone(),
+        move || {
+            jwks_tx.send_modify(|p| {
+                *p = Arc::new(Published {
+                    changed_at: std::time::Instant::now(),
+                    ..(**p).clone()
+                });
+            });
+        },
+    );
     let task = tokio::spawn(follow(store, mesh, debounce, tx, revision, stop));
     Ok((rx, task))
 }

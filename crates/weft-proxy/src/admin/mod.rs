@@ -1,10 +1,13 @@
 //! The admin endpoint on loopback: /ready, /server_info, /config_dump, /clusters, /stats,
 //! /drain, /quitquitquit.
 
+pub mod config_dump;
 pub mod drain;
 
+use crate::bootstrap::Settings;
 use crate::http::{full, ResponseBody};
 use crate::state::Proxy;
+use config_dump::Static;
 use http::{header, HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
@@ -14,23 +17,31 @@ use serde_json::json;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::SystemTime;
 use tokio::net::TcpListener;
 
-/// Serves the admin API on `addr` until the process ends; `drain_time` bounds `/drain`.
+/// Serves the admin API on `addr` until the process ends; the settings' `drain_time`
+/// bounds `/drain`, their bootstrap shows in `/config_dump`.
 pub async fn serve(
     proxy: Arc<Proxy>,
+    settings: Arc<Settings>,
     addr: SocketAddr,
-    drain_time: std::time::Duration,
 ) -> std::io::Result<()> {
     let socket = TcpListener::bind(addr).await?;
     tracing::info!(%addr, "admin listening");
+    let boot = Arc::new(Static {
+        settings,
+        started: SystemTime::now(),
+    });
     loop {
         let (stream, _) = socket.accept().await?;
         let proxy = proxy.clone();
+        let boot = boot.clone();
         tokio::spawn(async move {
             let service = service_fn(move |req| {
                 let proxy = proxy.clone();
-                async move { Ok::<_, Infallible>(handle(&proxy, drain_time, &req)) }
+                let boot = boot.clone();
+                async move { Ok::<_, Infallible>(handle(&proxy, &boot, &req)) }
             });
             let _ = http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
@@ -39,12 +50,10 @@ pub async fn serve(
     }
 }
 
-fn handle(
-    proxy: &Arc<Proxy>,
-    drain_time: std::time::Duration,
-    req: &Request<Incoming>,
-) -> Response<ResponseBody> {
+fn handle(proxy: &Arc<Proxy>, boot: &Static, req: &Request<Incoming>) -> Response<ResponseBody> {
+    let drain_time = boot.settings.drain_time;
     let snapshot = proxy.snapshot.load();
+    let query = req.uri().query();
     match req.uri().path() {
         "/ready" if snapshot.lds_applied => text(StatusCode::OK, "LIVE\n"),
         "/ready" => text(StatusCode::SERVICE_UNAVAILABLE, "PRE_INITIALIZING\n"),
@@ -52,8 +61,11 @@ fn handle(
             "state": if snapshot.lds_applied { "LIVE" } else { "PRE_INITIALIZING" },
             "version": concat!("weft-proxy/", env!("CARGO_PKG_VERSION")),
         })),
-        "/stats" => stats(proxy, req.uri().query()),
-        "/config_dump" => json_reply(&config_dump(&snapshot)),
+        "/stats" => stats(proxy, query),
+        "/config_dump" => dump(&snapshot, boot, query),
+        "/clusters" if query_param(query, "format").as_deref() == Some("json") => {
+            json_reply(&clusters_json(&snapshot, &boot.settings.bootstrap))
+        }
         "/clusters" => text(StatusCode::OK, &clusters(&snapshot)),
         "/drain" if req.method() == http::Method::POST => {
             if proxy.drain.start() {
@@ -82,33 +94,35 @@ fn handle(
     }
 }
 
-/// Envoy-shaped: `configs[]` of Listeners/Clusters/Routes dumps with names and versions,
-/// each resource's weft-proxy model under `config` (not Envoy's proto).
-pub fn config_dump(s: &crate::state::Snapshot) -> serde_json::Value {
-    let v = &s.versions;
-    let listeners: Vec<_> = s
-        .listeners
-        .values()
-        .map(|l| json!({"name": l.name, "active_state": {"version_info": v.lds, "listener": l}}))
-        .collect();
-    let clusters: Vec<_> = s
-        .clusters
-        .values()
-        .map(|c| json!({"version_info": v.cds, "cluster": c}))
-        .collect();
-    let routes: Vec<_> = s
-        .routes
-        .values()
-        .map(|r| json!({"version_info": v.rds, "route_config": r}))
-        .collect();
-    json!({"configs": [
-        {"@type": "type.googleapis.com/envoy.admin.v3.ListenersConfigDump",
-         "version_info": v.lds, "dynamic_listeners": listeners},
-        {"@type": "type.googleapis.com/envoy.admin.v3.ClustersConfigDump",
-         "version_info": v.cds, "dynamic_active_clusters": clusters},
-        {"@type": "type.googleapis.com/envoy.admin.v3.RoutesConfigDump",
-         "dynamic_route_configs": routes},
-    ]})
+/// `/config_dump` with Envoy's `include_eds`, `resource` and `mask` parameters.
+fn dump(
+    snapshot: &crate::state::Snapshot,
+    boot: &Static,
+    query: Option<&str>,
+) -> Response<ResponseBody> {
+    let q = config_dump::Query {
+        include_eds: query_param(query, "include_eds").is_some(),
+        resource: query_param(query, "resource").filter(|r| !r.is_empty()),
+        mask: query_param(query, "mask").filter(|m| !m.is_empty()),
+    };
+    // Rendered on a short-lived thread of its own: the descriptor pool's allocations then
+    // come from (and go back to) one allocator arena that the next dump reuses, instead of
+    // settling in each worker thread's.
+    let rendered = std::thread::scope(|scope| {
+        scope
+            .spawn(|| config_dump::render(snapshot, boot, &q))
+            .join()
+    });
+    let Ok(rendered) = rendered else {
+        return text(StatusCode::INTERNAL_SERVER_ERROR, "config dump failed\n");
+    };
+    match rendered {
+        Ok(v) => json_reply(&v),
+        Err(e @ config_dump::DumpError::UnknownResource(_)) => {
+            text(StatusCode::NOT_FOUND, &format!("{e}\n"))
+        }
+        Err(e) => text(StatusCode::BAD_REQUEST, &format!("{e}\n")),
+    }
 }
 
 /// `/clusters` in Envoy's text form: `<cluster>::<host:port>::<field>::<value>` lines,
@@ -128,6 +142,82 @@ fn clusters(s: &crate::state::Snapshot) -> String {
         }
     }
     out
+}
+
+/// `/clusters?format=json` in Envoy's shape (`cluster_statuses[].host_statuses[]`), what
+/// `weft proxy-config endpoints --admin` reads: address, EDS health, outlier ejection,
+/// weight and requests in flight; the bootstrap's ADS cluster first, as Envoy lists its
+/// static clusters.
+fn clusters_json(s: &crate::state::Snapshot, bootstrap: &serde_json::Value) -> serde_json::Value {
+    let now = std::time::Instant::now();
+    let mut statuses = ads_cluster_status(bootstrap);
+    let dynamic = s.clusters.iter().map(|(name, upstream)| {
+        let hosts: Vec<_> = upstream
+            .hosts
+            .iter()
+            .map(|host| {
+                let e = &host.endpoint;
+                let mut health = serde_json::Map::new();
+                let eds = if e.healthy { "HEALTHY" } else { "UNHEALTHY" };
+                health.insert("eds_health_status".into(), eds.into());
+                if host.outlier.ejected(now) {
+                    health.insert("failed_outlier_check".into(), true.into());
+                }
+                let active = host.active.load(std::sync::atomic::Ordering::Relaxed);
+                json!({
+                    "address": {"socket_address": {"address": e.host, "port_value": e.port}},
+                    "stats": [{"name": "rq_active", "type": "GAUGE", "value": active}],
+                    "health_status": health,
+                    "weight": e.weight,
+                })
+            })
+            .collect();
+        json!({
+            "name": name,
+            "observability_name": name,
+            "added_via_api": true,
+            "host_statuses": hosts,
+        })
+    });
+    statuses.extend(dynamic);
+    json!({ "cluster_statuses": statuses })
+}
+
+/// The ADS cluster of the bootstrap (the static cluster weft-proxy uses) as a
+/// `cluster_statuses` entry: its endpoints, healthy, as Envoy shows a STATIC cluster.
+fn ads_cluster_status(bootstrap: &serde_json::Value) -> Vec<serde_json::Value> {
+    let ads = bootstrap
+        .pointer("/dynamic_resources/ads_config/grpc_services")
+        .and_then(serde_json::Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|g| g.pointer("/envoy_grpc/cluster_name")?.as_str())
+        .collect::<Vec<_>>();
+    let clusters = bootstrap.pointer("/static_resources/clusters");
+    clusters
+        .and_then(serde_json::Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|c| c["name"].as_str().is_some_and(|n| ads.contains(&n)))
+        .map(|c| {
+            let hosts: Vec<_> = c
+                .pointer("/load_assignment/endpoints")
+                .and_then(serde_json::Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|l| l["lb_endpoints"].as_array())
+                .flatten()
+                .map(|e| {
+                    json!({
+                        "address": e.pointer("/endpoint/address"),
+                        "health_status": {"eds_health_status": "HEALTHY"},
+                        "weight": 1,
+                    })
+                })
+                .collect();
+            json!({"name": c["name"], "observability_name": c["name"], "host_statuses": hosts})
+        })
+        .collect()
 }
 
 /// `/stats`, with Envoy's `?filter=<regex>`.

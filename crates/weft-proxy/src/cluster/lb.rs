@@ -167,6 +167,8 @@ mod tests {
                 port,
                 weight,
                 healthy,
+                workload: None,
+                transport_socket_match: Default::default(),
             })
             .collect();
         Upstream::new(config, endpoints, None, Default::default())

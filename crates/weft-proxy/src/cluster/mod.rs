@@ -32,6 +32,14 @@ pub type UpstreamBody = BoxBody<Bytes, hyper::Error>;
 /// Header naming the host of an ORIGINAL_DST cluster with `use_http_header`.
 pub const ORIGINAL_DST_HOST: &str = "x-envoy-original-dst-host";
 
+/// Response extension set by [`Upstream::send`]: the host that answered, for telemetry
+/// (its Istio workload metadata names the destination workload).
+#[derive(Clone, Debug)]
+pub struct UpstreamHost {
+    pub authority: String,
+    pub workload: Option<Arc<str>>,
+}
+
 /// A cluster with its resolved endpoints, as the data path uses it.
 #[derive(Debug, Serialize)]
 pub struct Upstream {
@@ -162,10 +170,8 @@ impl Upstream {
     ) -> Upstream {
         let gauges = previous.map_or_else(Arc::default, |p| p.gauges.clone());
         let kept = previous.and_then(|p| p.pool.tls.clone());
-        let tls = config.tls.as_ref().map(|t| match kept {
-            Some(o) if o.is_for(t, secrets) => o,
-            _ => Arc::new(tls::Origination::new(t, secrets)),
-        });
+        // transport_socket and transport_socket_matches, chosen per endpoint.
+        let tls = tls::Origination::for_cluster(&config, &endpoints, secrets, kept);
         let pool = match previous {
             Some(p) if p.pool.fits(&config, tls.as_deref()) => p.pool.clone(),
             _ => Pool::new(&config, stats.clone(), tls),
@@ -236,6 +242,20 @@ impl Upstream {
         req: Request<UpstreamBody>,
         hash: Option<u64>,
     ) -> Result<Response<UpstreamBody>, UpstreamError> {
+        self.send_to(req, hash, None).await
+    }
+
+    /// [`Upstream::send`] from a downstream connection whose original destination
+    /// (SO_ORIGINAL_DST, transparent capture) is `original_dst`: where an ORIGINAL_DST
+    /// cluster connects, unless `use_http_header` and a valid `x-envoy-original-dst-host`
+    /// name another `ip:port` (an invalid one falls back to the original destination, as
+    /// in Envoy). Neither known: 503 UH.
+    pub async fn send_to(
+        &self,
+        req: Request<UpstreamBody>,
+        hash: Option<u64>,
+        original_dst: Option<std::net::SocketAddr>,
+    ) -> Result<Response<UpstreamBody>, UpstreamError> {
         if !try_take(
             &self.gauges.requests,
             self.config.circuit_breakers.max_requests,
@@ -252,6 +272,7 @@ impl Upstream {
                     .flatten()
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| v.parse::<std::net::SocketAddr>().ok())
+                    .or(original_dst)
                     .ok_or(UpstreamError::NoHealthyUpstream)?;
                 original = Host {
                     endpoint: Endpoint {
@@ -259,6 +280,8 @@ impl Upstream {
                         port: dst.port(),
                         weight: 1,
                         healthy: true,
+                        workload: None,
+                        transport_socket_match: Default::default(),
                     },
                     active: Arc::default(),
                     outlier: Arc::default(),
@@ -295,7 +318,11 @@ impl Upstream {
         }
         match result {
             Ok((resp, lease)) => {
-                let (parts, body) = resp.into_parts();
+                let (mut parts, body) = resp.into_parts();
+                parts.extensions.insert(UpstreamHost {
+                    authority: host.endpoint.authority(),
+                    workload: host.endpoint.workload.clone(),
+                });
                 let body = body::Tracked::new(body, lease, (active, request_guard));
                 Ok(Response::from_parts(parts, body.boxed()))
             }

@@ -161,7 +161,7 @@ impl Pool {
                         .map_or(authority, |(h, _)| h)
                         .trim_start_matches('[')
                         .trim_end_matches(']');
-                    tls.connect(host, stream).await
+                    tls.connect_to(authority, host, stream).await
                 }
             }
         };

@@ -42,6 +42,8 @@ fn upstream(ports: &[u16], f: impl FnOnce(&mut Cluster)) -> Arc<Upstream> {
             port,
             weight: 1,
             healthy: true,
+            workload: None,
+            transport_socket_match: Default::default(),
         })
         .collect();
     Arc::new(Upstream::new(config, endpoints, None, Arc::default()))
@@ -161,4 +163,79 @@ async fn connect_failure_is_uf() {
     let u = upstream(&[closed], |_| {});
     let e = u.send(get(), None).await.unwrap_err();
     assert_eq!(e.response_flag(), "UF");
+}
+
+#[tokio::test]
+async fn original_dst_connects_to_the_downstream_destination_or_the_header() {
+    let (captured, by_header) = (
+        server(201, Duration::ZERO).await,
+        server(202, Duration::ZERO).await,
+    );
+    let cluster = |use_http_header| {
+        let config = Cluster::new(
+            "PassthroughCluster",
+            Discovery::OriginalDst { use_http_header },
+            LbPolicy::RoundRobin,
+        );
+        Arc::new(Upstream::new(config, Vec::new(), None, Arc::default()))
+    };
+    let original: std::net::SocketAddr = ([127, 0, 0, 1], captured).into();
+    let with_header = |value: &str| {
+        let mut r = get();
+        r.headers_mut()
+            .insert(ORIGINAL_DST_HOST, HeaderValue::from_str(value).unwrap());
+        r
+    };
+    let status = |r: Result<Response<UpstreamBody>, UpstreamError>| {
+        r.map(|r| r.status().as_u16())
+            .map_err(|e| e.response_flag())
+    };
+
+    // Transparent capture: where the client was going.
+    let plain = cluster(false);
+    assert_eq!(
+        status(plain.send_to(get(), None, Some(original)).await),
+        Ok(201)
+    );
+    let answered = plain.send_to(get(), None, Some(original)).await.unwrap();
+    let host = answered.extensions().get::<UpstreamHost>().unwrap();
+    assert_eq!(host.authority, original.to_string());
+    // Without use_http_header the header is ignored; with neither there is no host.
+    let header = format!("127.0.0.1:{by_header}");
+    assert_eq!(
+        status(
+            plain
+                .send_to(with_header(&header), None, Some(original))
+                .await
+        ),
+        Ok(201)
+    );
+    assert_eq!(status(plain.send_to(get(), None, None).await), Err("UH"));
+
+    // use_http_header: a valid header wins; an invalid one falls back to the destination.
+    let headed = cluster(true);
+    assert_eq!(
+        status(
+            headed
+                .send_to(with_header(&header), None, Some(original))
+                .await
+        ),
+        Ok(202)
+    );
+    assert_eq!(
+        status(headed.send_to(with_header(&header), None, None).await),
+        Ok(202)
+    );
+    assert_eq!(
+        status(
+            headed
+                .send_to(with_header("nowhere:80"), None, Some(original))
+                .await
+        ),
+        Ok(201)
+    );
+    assert_eq!(
+        status(headed.send_to(with_header("nowhere:80"), None, None).await),
+        Err("UH")
+    );
 }

@@ -2,10 +2,14 @@
 //! cluster's context and the SDS secrets it names, and the stream type the pools use.
 //!
 //! Verification follows Envoy, not browsers: the chain is checked against the trusted CA,
-//! and the certificate's names only against the SAN matchers (when there are any), never
-//! against the SNI. Without a validation context the server is not verified at all. A
-//! secret not received yet makes every connection fail (UF) until it arrives.
+//! and the certificate's names only against the SAN matchers (when there are any: DNS
+//! names, or URI SANs such as the SPIFFE ids of ISTIO_MUTUAL), never against the SNI
+//! ([`crate::identity::verify`]). Without a validation context the server is not verified
+//! at all. A secret not received yet makes every connection fail (UF) until it arrives;
+//! the secret `default` is the workload's own certificate, read at each handshake.
 
+use crate::identity::resolver::CertSource;
+use crate::identity::verify::{PeerVerifier, SanMatchers};
 use crate::model::{CaSource, Secret, UpstreamTls};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
@@ -22,8 +26,9 @@ use tokio_rustls::rustls::client::danger::{
 };
 use tokio_rustls::rustls::client::WebPkiServerVerifier;
 use tokio_rustls::rustls::crypto::{ring, verify_tls12_signature, verify_tls13_signature};
+use tokio_rustls::rustls::sign::CertifiedKey;
 use tokio_rustls::rustls::{
-    self, CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
+    self, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
 };
 use tokio_rustls::TlsConnector;
 
@@ -54,32 +59,42 @@ pub fn roots(pem: &[u8]) -> Result<RootCertStore, String> {
     Ok(store)
 }
 
-/// A `TlsCertificate` secret's chain and key.
-pub fn key_pair(
+/// The certificate a context presents, from the secret `name`: a received
+/// `tls_certificate`, or the workload's own (`default`, see [`crate::identity`]).
+pub fn certificate(
     secrets: &BTreeMap<String, Arc<Secret>>,
     name: &str,
-) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), String> {
+) -> Result<CertSource, String> {
     match secrets.get(name).map(|s| s.as_ref()) {
         Some(Secret::TlsCertificate {
             certificate_chain,
             private_key,
-        }) => Ok((
-            certificates(certificate_chain)?,
-            PrivateKeyDer::from_pem_slice(private_key)
-                .map_err(|e| format!("secret {name}: bad private key: {e}"))?,
+        }) => {
+            let key = PrivateKeyDer::from_pem_slice(private_key)
+                .map_err(|e| format!("secret {name}: bad private key: {e}"))?;
+            let certified =
+                CertifiedKey::from_der(certificates(certificate_chain)?, key, &provider())
+                    .map_err(|e| format!("secret {name}: {e}"))?;
+            Ok(CertSource::Fixed(Arc::new(certified)))
+        }
+        Some(Secret::Workload(local)) => Ok(CertSource::Workload(local.0.clone())),
+        Some(Secret::ValidationContext { .. }) => {
+            Err(format!("secret {name} is not a tls_certificate"))
+        }
+        None if crate::identity::is_local_secret(name) => Err(format!(
+            "secret {name}: this proxy has no workload identity (no bootstrap token given)"
         )),
-        Some(_) => Err(format!("secret {name} is not a tls_certificate")),
         None => Err(format!("secret {name} not received yet")),
     }
 }
 
-/// A validation context's CA (PEM) and SAN matchers, from the context and its secret.
+/// A validation context's CA and SAN matchers, from the context and its secret.
 pub fn trust(
     secrets: &BTreeMap<String, Arc<Secret>>,
     ca: &CaSource,
-    dns_sans: &[String],
-) -> Result<(RootCertStore, Vec<String>), String> {
-    let mut sans = dns_sans.to_vec();
+    matchers: &SanMatchers,
+) -> Result<(RootCertStore, SanMatchers), String> {
+    let mut sans = matchers.clone();
     let pem = match ca {
         CaSource::Pem(pem) => pem.clone(),
         CaSource::Sds(name) => match secrets.get(name).map(|s| s.as_ref()) {
@@ -87,7 +102,7 @@ pub fn trust(
                 trusted_ca,
                 dns_sans,
             }) => {
-                sans.extend(dns_sans.iter().cloned());
+                sans.dns.extend(dns_sans.iter().cloned());
                 trusted_ca.clone()
             }
             Some(_) => return Err(format!("secret {name} is not a validation_context")),
@@ -97,38 +112,45 @@ pub fn trust(
     Ok((roots(&pem)?, sans))
 }
 
-/// A cluster's TLS origination with the secrets it was built from.
+/// One TLS context a cluster originates with, and the secrets it was built from.
 #[derive(Debug)]
-pub struct Origination {
+pub struct TlsContext {
     config: UpstreamTls,
     /// The secrets it used, so that a change to one rebuilds the pool.
     used: Vec<Arc<Secret>>,
     /// The connector, or why there is none yet (a missing secret, unusable PEM).
     connector: Result<Arc<ClientConfig>, String>,
+    /// The client certificate's source, to tell whether the workload's is there yet.
+    client_cert: Option<CertSource>,
 }
 
-impl PartialEq for Origination {
+impl PartialEq for TlsContext {
     fn eq(&self, other: &Self) -> bool {
         self.config == other.config && self.used == other.used
     }
 }
 
-impl Origination {
+impl TlsContext {
     /// Whether this was built from `config` and the same secrets (then it can be kept).
     pub fn is_for(&self, config: &UpstreamTls, secrets: &BTreeMap<String, Arc<Secret>>) -> bool {
         self.config == *config && self.used == used(config.secret_names(), secrets)
     }
 
-    pub fn new(config: &UpstreamTls, secrets: &BTreeMap<String, Arc<Secret>>) -> Origination {
+    pub fn new(config: &UpstreamTls, secrets: &BTreeMap<String, Arc<Secret>>) -> TlsContext {
         let used = used(config.secret_names(), secrets);
-        let connector = client_config(config, secrets).map(Arc::new);
+        let client_cert = config
+            .certificate
+            .as_ref()
+            .and_then(|name| certificate(secrets, name).ok());
+        let connector = client_config(config, secrets, client_cert.as_ref()).map(Arc::new);
         if let Err(e) = &connector {
             tracing::info!(error = %e, "upstream TLS context not ready");
         }
-        Origination {
+        TlsContext {
             config: config.clone(),
             used,
             connector,
+            client_cert,
         }
     }
 
@@ -136,18 +158,38 @@ impl Origination {
     /// when the context has no SNI; rustls sends no SNI for an IP).
     pub async fn connect(&self, host: &str, tcp: TcpStream) -> Result<Stream, String> {
         let connector = TlsConnector::from(self.connector.clone()?);
+        if let Some(why) = self.client_cert.as_ref().and_then(CertSource::not_ready) {
+            return Err(why);
+        }
         let name = if self.config.sni.is_empty() {
             host
         } else {
             &self.config.sni
         };
-        let name = ServerName::try_from(name.to_string())
+        let server_name = ServerName::try_from(name.to_string())
             .map_err(|e| format!("bad server name {name}: {e}"))?;
-        let tls = connector
-            .connect(name, tcp)
-            .await
-            .map_err(|e| format!("TLS handshake failed: {e}"))?;
+        let tls = connector.connect(server_name, tcp).await.map_err(|e| {
+            let e = handshake_error(&e);
+            // The peer's certificate failing verification (expired, another root, an
+            // unexpected identity) is worth an operator's attention; say which.
+            tracing::warn!(host, sni = %self.config.sni, error = %e, "upstream TLS handshake failed");
+            format!("TLS handshake failed: {e}")
+        })?;
         Ok(Stream::Tls(Box::new(tls)))
+    }
+}
+
+/// A handshake error as an operator reads it: rustls' own message, with the reason of a
+/// custom verification failure (SAN mismatch) in words rather than debug output.
+pub fn handshake_error(e: &io::Error) -> String {
+    match e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    {
+        Some(rustls::Error::InvalidCertificate(rustls::CertificateError::Other(other))) => {
+            format!("invalid peer certificate: {}", other.0)
+        }
+        _ => e.to_string(),
     }
 }
 
@@ -162,6 +204,7 @@ pub fn used<'a>(
 fn client_config(
     tls: &UpstreamTls,
     secrets: &BTreeMap<String, Arc<Secret>>,
+    client_cert: Option<&CertSource>,
 ) -> Result<ClientConfig, String> {
     let provider = provider();
     let verifier: Arc<dyn ServerCertVerifier> = match &tls.validation {
@@ -169,12 +212,16 @@ fn client_config(
         Some(v) => match &v.trusted_ca {
             None => Arc::new(Unverified(provider.clone())),
             Some(ca) => {
-                let (roots, sans) = trust(secrets, ca, &v.dns_sans)?;
+                let matchers = SanMatchers {
+                    dns: v.dns_sans.clone(),
+                    uri: v.uri_sans.clone(),
+                };
+                let (roots, sans) = trust(secrets, ca, &matchers)?;
                 let inner =
                     WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
                         .build()
                         .map_err(|e| format!("cannot verify with this CA: {e}"))?;
-                Arc::new(EnvoyVerifier { inner, sans })
+                Arc::new(PeerVerifier::new(inner, sans))
             }
         },
     };
@@ -183,89 +230,15 @@ fn client_config(
         .map_err(|e| e.to_string())?
         .dangerous()
         .with_custom_certificate_verifier(verifier);
-    let mut config = match &tls.certificate {
-        Some(name) => {
-            let (chain, key) = key_pair(secrets, name)?;
-            builder
-                .with_client_auth_cert(chain, key)
-                .map_err(|e| format!("secret {name}: {e}"))?
-        }
-        None => builder.with_no_client_auth(),
+    let mut config = match (&tls.certificate, client_cert) {
+        (Some(_), Some(source)) => builder.with_client_cert_resolver(source.client_resolver()),
+        // Not usable: `certificate` says why.
+        (Some(name), None) => return Err(certificate(secrets, name).err().unwrap_or_default()),
+        (None, _) => builder.with_no_client_auth(),
     };
     config.alpn_protocols = tls.alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
     config.enable_sni = !tls.sni.is_empty();
     Ok(config)
-}
-
-fn name_mismatch(e: &rustls::Error) -> bool {
-    matches!(
-        e,
-        rustls::Error::InvalidCertificate(
-            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. }
-        )
-    )
-}
-
-/// The chain against the CA; names only against the SAN matchers.
-#[derive(Debug)]
-struct EnvoyVerifier {
-    inner: Arc<WebPkiServerVerifier>,
-    sans: Vec<String>,
-}
-
-impl ServerCertVerifier for EnvoyVerifier {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        let verify = |name: &ServerName<'_>| {
-            self.inner
-                .verify_server_cert(end_entity, intermediates, name, ocsp, now)
-        };
-        if self.sans.is_empty() {
-            return match verify(server_name) {
-                Err(e) if name_mismatch(&e) => Ok(ServerCertVerified::assertion()),
-                other => other,
-            };
-        }
-        let mut last = rustls::Error::InvalidCertificate(CertificateError::NotValidForName);
-        for san in &self.sans {
-            let Ok(name) = ServerName::try_from(san.as_str()) else {
-                continue;
-            };
-            match verify(&name) {
-                Ok(v) => return Ok(v),
-                Err(e) => last = e,
-            }
-        }
-        Err(last)
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
-    }
 }
 
 /// No validation context: any certificate, as Envoy does; handshake signatures are still
@@ -365,6 +338,14 @@ impl AsyncWrite for Stream {
     }
 }
 
+#[path = "tls_sockets.rs"]
+mod sockets;
+pub use sockets::Origination;
+
 #[cfg(test)]
 #[path = "tls_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "tls_spiffe_tests.rs"]
+mod spiffe_tests;

@@ -117,6 +117,7 @@ fn validation(sans: &[&str]) -> Option<Validation> {
     Some(Validation {
         trusted_ca: Some(CaSource::Sds("ca".into())),
         dns_sans: sans.iter().map(|s| s.to_string()).collect(),
+        uri_sans: Vec::new(),
     })
 }
 
@@ -131,8 +132,7 @@ async fn serve_once(
     let addr = listener.local_addr().unwrap();
     let task = tokio::spawn(async move {
         let (tcp, _) = listener.accept().await.unwrap();
-        let acceptor = termination.acceptor().map_err(str::to_string)?;
-        let mut tls = acceptor.accept(tcp).await.map_err(|e| e.to_string())?;
+        let mut tls = termination.accept(tcp).await?;
         let mut buf = vec![0; 5];
         tls.read_exact(&mut buf).await.map_err(|e| e.to_string())?;
         tls.write_all(&buf).await.map_err(|e| e.to_string())?;
@@ -253,7 +253,7 @@ async fn contexts_wait_for_their_secrets() {
     assert_eq!(err, "secret ca not received yet");
     let termination = Termination::new(&mutual_server(), &secrets);
     assert_eq!(
-        termination.acceptor().err(),
+        termination.ready().err().as_deref(),
         Some("secret ca not received yet")
     );
     assert!(!origination.is_for(&client, &self::secrets(tempfile::tempdir().unwrap().path())));

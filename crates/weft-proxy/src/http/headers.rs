@@ -1,10 +1,13 @@
 //! Applying header edits of a route configuration's levels: removals first, then
 //! additions by append action, with `%COMMAND%` values evaluated per request.
 
+use crate::listener::Downstream;
+use crate::model::listener::Forwarding;
 use crate::model::route::{AppendAction, HeaderMutations, HeaderOps, RouteCluster, ValuePart};
 use crate::model::{Route, RouteConfig, VirtualHost};
 use http::header::{HeaderMap, HeaderName, HeaderValue};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::OnceLock;
 
 /// The levels in the order Envoy evaluates them: the weighted cluster, then route, virtual
 /// host and configuration (most to least specific, so a less specific overwrite wins), or
@@ -115,13 +118,17 @@ fn evaluate(parts: &[ValuePart], peer: Option<SocketAddr>, request: &HeaderMap) 
 }
 
 /// What the connection manager does to every request before the filters, as Envoy's
-/// does: an `x-request-id` when there is none (`generate_request_id`), and at the edge
-/// (`use_remote_address`, which Istio sets on gateways only) the client's address
-/// appended to `x-forwarded-for`.
+/// does: an `x-request-id` when there is none (`generate_request_id`), and the forwarding
+/// headers per [`Forwarding`]. At the edge (`use_remote_address`) the trusted client
+/// address (the peer, or the address `xff_num_trusted_hops` from the right of
+/// x-forwarded-for) goes in `x-envoy-external-address`, the peer is appended to
+/// x-forwarded-for (a loopback peer as the node's own address, as Envoy does) and, with
+/// no trusted hops, `x-forwarded-proto` is the connection's scheme. Elsewhere the headers
+/// stay as they came and only a missing `x-forwarded-proto` is set.
 pub fn connection_manager_request<B>(
     req: &mut http::Request<B>,
-    peer: Option<SocketAddr>,
-    edge: bool,
+    downstream: &Downstream,
+    fwd: Forwarding,
 ) {
     let h = req.headers_mut();
     let request_id = HeaderName::from_static("x-request-id");
@@ -130,17 +137,67 @@ pub fn connection_manager_request<B>(
             h.insert(request_id, v);
         }
     }
-    if let (true, Some(peer)) = (edge, peer) {
-        let xff = HeaderName::from_static("x-forwarded-for");
-        let ip = peer.ip().to_string();
-        let value = match h.get(&xff).and_then(|v| v.to_str().ok()) {
-            Some(prior) if !prior.is_empty() => format!("{prior}, {ip}"),
-            _ => ip,
+    let proto = HeaderName::from_static("x-forwarded-proto");
+    let scheme = HeaderValue::from_static(if downstream.tls { "https" } else { "http" });
+    let Some(peer) = downstream.remote.filter(|_| fwd.use_remote_address) else {
+        if !h.contains_key(&proto) {
+            h.insert(proto, scheme);
+        }
+        return;
+    };
+    let xff = HeaderName::from_static("x-forwarded-for");
+    let prior = h
+        .get(&xff)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty())
+        .map(str::to_string);
+    let trusted = match (fwd.xff_num_trusted_hops, &prior) {
+        (0, _) | (_, None) => Some(peer.ip()),
+        (hops, Some(list)) => {
+            let hops = hops as usize;
+            let entries: Vec<&str> = list.split(',').map(str::trim).collect();
+            // Too few entries for the trusted hops: the peer, as in Envoy.
+            (entries.len() >= hops)
+                .then(|| entries[entries.len() - hops].parse().ok())
+                .flatten()
+                .or(Some(peer.ip()))
+        }
+    };
+    if let Some(v) = trusted.and_then(|ip| HeaderValue::from_str(&ip.to_string()).ok()) {
+        h.insert(HeaderName::from_static("x-envoy-external-address"), v);
+    }
+    if !fwd.skip_xff_append {
+        let appended = if peer.ip().is_loopback() {
+            node_address()
+        } else {
+            peer.ip()
+        };
+        let value = match prior {
+            Some(p) => format!("{p},{appended}"),
+            None => appended.to_string(),
         };
         if let Ok(v) = HeaderValue::from_str(&value) {
             h.insert(xff, v);
         }
     }
+    // Behind trusted hops the scheme they saw is kept; otherwise the peer's word is not.
+    if fwd.xff_num_trusted_hops == 0 || !h.contains_key(&proto) {
+        h.insert(proto, scheme);
+    }
+}
+
+/// The node's own address, which Envoy appends to x-forwarded-for for a loopback peer:
+/// the first non-loopback IPv4 address of its interfaces (loopback when there is none).
+fn node_address() -> IpAddr {
+    static ADDRESS: OnceLock<IpAddr> = OnceLock::new();
+    *ADDRESS.get_or_init(|| {
+        nix::ifaddrs::getifaddrs()
+            .into_iter()
+            .flatten()
+            .filter_map(|ifa| ifa.address?.as_sockaddr_in().map(|a| IpAddr::V4(a.ip())))
+            .find(|ip| !ip.is_loopback())
+            .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST))
+    })
 }
 
 #[cfg(test)]
@@ -163,6 +220,107 @@ mod tests {
             m.append(*k, HeaderValue::from_static(v));
         }
         m
+    }
+
+    /// The forwarding headers after the connection manager, for a request from `peer`
+    /// carrying `incoming`.
+    fn forwarded(
+        peer: &str,
+        tls: bool,
+        fwd: Forwarding,
+        incoming: &[(&'static str, &'static str)],
+    ) -> Vec<(String, String)> {
+        let mut req = http::Request::new(());
+        *req.headers_mut() = map(incoming);
+        let downstream = Downstream {
+            remote: Some(peer.parse().unwrap()),
+            tls,
+            ..Downstream::default()
+        };
+        connection_manager_request(&mut req, &downstream, fwd);
+        let mut out: Vec<(String, String)> = req
+            .headers()
+            .iter()
+            .filter(|(k, _)| k.as_str() != "x-request-id")
+            .map(|(k, v)| (k.to_string(), v.to_str().unwrap().to_string()))
+            .collect();
+        out.sort();
+        out
+    }
+
+    fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
+        let mut v: Vec<_> = p
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn forwarding_headers_follow_envoys_use_remote_address() {
+        let edge = Forwarding {
+            use_remote_address: true,
+            ..Forwarding::default()
+        };
+        let spoofed = [
+            ("x-forwarded-for", "1.2.3.4,5.6.7.8"),
+            ("x-forwarded-proto", "https"),
+            ("x-envoy-external-address", "9.9.9.9"),
+        ];
+        // The edge: the peer is the client, whatever the request claims.
+        assert_eq!(
+            forwarded("203.0.113.7:4000", false, edge, &spoofed),
+            pairs(&[
+                ("x-forwarded-for", "1.2.3.4,5.6.7.8,203.0.113.7"),
+                ("x-forwarded-proto", "http"),
+                ("x-envoy-external-address", "203.0.113.7"),
+            ])
+        );
+        // A loopback peer is appended as the node's own address.
+        let node = node_address().to_string();
+        assert_eq!(
+            forwarded("127.0.0.1:4000", true, edge, &[]),
+            pairs(&[
+                ("x-forwarded-for", &node),
+                ("x-forwarded-proto", "https"),
+                ("x-envoy-external-address", "127.0.0.1"),
+            ])
+        );
+        // One trusted hop: the client is the last forwarded address, the scheme is kept.
+        let hop = Forwarding {
+            xff_num_trusted_hops: 1,
+            ..edge
+        };
+        assert_eq!(
+            forwarded("203.0.113.7:4000", false, hop, &spoofed),
+            pairs(&[
+                ("x-forwarded-for", "1.2.3.4,5.6.7.8,203.0.113.7"),
+                ("x-forwarded-proto", "https"),
+                ("x-envoy-external-address", "5.6.7.8"),
+            ])
+        );
+        let quiet = Forwarding {
+            skip_xff_append: true,
+            ..edge
+        };
+        assert_eq!(
+            forwarded("203.0.113.7:4000", false, quiet, &[]),
+            pairs(&[
+                ("x-forwarded-proto", "http"),
+                ("x-envoy-external-address", "203.0.113.7"),
+            ])
+        );
+        // Not the edge (Istio's sidecars): trusted as they come, the scheme filled in.
+        let sidecar = Forwarding::default();
+        assert_eq!(
+            forwarded("203.0.113.7:4000", false, sidecar, &spoofed),
+            pairs(&spoofed)
+        );
+        assert_eq!(
+            forwarded("203.0.113.7:4000", false, sidecar, &[]),
+            pairs(&[("x-forwarded-proto", "http")])
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@ mod fault;
 pub mod hash;
 mod headers;
 mod local_reply;
+pub mod metadata;
 mod mirror;
 mod retry;
 mod rewrite;
@@ -68,6 +69,7 @@ pub async fn serve_connection_from<S>(
 {
     inc(&proxy.stats.downstream_cx_total);
     let drained = proxy.drain.started();
+    let replaced = listener_replaced(proxy.clone(), downstream.listener.clone());
     let codec = hcm.codec;
     let service = service_fn(move |req| {
         let proxy = proxy.clone();
@@ -88,7 +90,7 @@ pub async fn serve_connection_from<S>(
     // or GOAWAY (HTTP/2), then close.
     let result = tokio::select! {
         r = conn.as_mut() => r,
-        () = drained => {
+        () = async { tokio::select! { () = drained => {}, () = replaced => {} } } => {
             conn.as_mut().graceful_shutdown();
             conn.await
         }
@@ -96,6 +98,31 @@ pub async fn serve_connection_from<S>(
     if let Err(e) = result {
         tracing::debug!(error = %e, "downstream connection ended with an error");
     }
+}
+
+/// Resolves once the listener `name` is updated or removed. The connection then closes
+/// after its request in flight (HTTP/1.1 `Connection: close`, HTTP/2 GOAWAY), so a changed
+/// connection manager (authorization, JWT, filters) applies to the next connection instead
+/// of never reaching clients that keep their connections alive. Envoy drains the
+/// connections of a replaced listener the same way. Resent unchanged, a listener keeps its
+/// accepted encoding and nothing is drained.
+async fn listener_replaced(proxy: Arc<Proxy>, name: String) {
+    let mut changed = proxy.changed.subscribe();
+    let initial = proxy.snapshot.load().accepted.listeners.get(&name).cloned();
+    if name.is_empty() || initial.is_none() {
+        return std::future::pending().await;
+    }
+    while changed.changed().await.is_ok() {
+        let now = proxy.snapshot.load().accepted.listeners.get(&name).cloned();
+        let same = match (&initial, &now) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b) || a.encoded == b.encoded,
+            _ => false,
+        };
+        if !same {
+            return;
+        }
+    }
+    std::future::pending().await
 }
 
 /// One request: loads the snapshot once and uses it to the end.
@@ -108,7 +135,7 @@ async fn handle(
     let peer = downstream.remote;
     inc(&proxy.stats.downstream_rq_total);
     let grpc = local_reply::is_grpc(req.headers());
-    headers::connection_manager_request(&mut req, peer, proxy.telemetry.is_gateway());
+    headers::connection_manager_request(&mut req, downstream, hcm.forwarding);
     let info =
         crate::telemetry::StreamInfo::begin(&proxy.telemetry, &req, &hcm.stat_prefix, peer, grpc);
     let mut resp = local_reply::finish(filter_chain(proxy, hcm, downstream, req).await, grpc);
@@ -123,9 +150,17 @@ async fn filter_chain(
     proxy: &Proxy,
     hcm: &HttpConnectionManager,
     downstream: &Downstream,
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
 ) -> Response<ResponseBody> {
     let peer = downstream.remote;
+    // jwt_authn first: it writes the payload RBAC and route matches read.
+    if let Some(jwt) = &hcm.jwt {
+        if let Err(r) = jwt.authenticate(&mut req, crate::jwt::unix_now()) {
+            let mut resp = local_reply(r.status, ResponseFlag::None, &r.body);
+            r.challenge(resp.headers_mut());
+            return resp;
+        }
+    }
     let snapshot = proxy.snapshot.load_full();
     let route_config = match &hcm.routes {
         RouteSource::Inline(rc) => Some(rc.clone()),
@@ -149,6 +184,21 @@ async fn filter_chain(
         .path_and_query()
         .map_or("/", |p| p.as_str())
         .to_string();
+    // RBAC runs before routing, as Envoy's HTTP filters see the request before the router.
+    if !hcm.rbac.is_empty() {
+        if let Err(policy) = rbac_check(proxy, hcm, downstream, &req, &authority, &path_and_query) {
+            let mut resp = local_reply(
+                StatusCode::FORBIDDEN,
+                ResponseFlag::None,
+                crate::rbac::DENIED_BODY,
+            );
+            resp.extensions_mut().insert(crate::telemetry::Flags {
+                flags: crate::rbac::DENIED_FLAG,
+                details: crate::rbac::denied_details(policy.as_deref()),
+            });
+            return resp;
+        }
+    }
     let Some(rc) = route_config else {
         inc(&proxy.stats.rq_no_route);
         return local_reply(StatusCode::NOT_FOUND, ResponseFlag::NoRoute, "");
@@ -186,6 +236,7 @@ async fn filter_chain(
         vh,
         route,
         peer,
+        original_dst: downstream.original_dst,
         authority: &authority,
         path_and_query: &path_and_query,
     };
@@ -232,6 +283,36 @@ async fn filter_chain(
     };
     cors.encode(&latched, resp.headers_mut());
     resp
+}
+
+/// The connection manager's RBAC filters on one request: `Err` names the deciding policy.
+fn rbac_check(
+    proxy: &Proxy,
+    hcm: &HttpConnectionManager,
+    downstream: &Downstream,
+    req: &Request<Incoming>,
+    authority: &str,
+    path_and_query: &str,
+) -> Result<(), Option<String>> {
+    let scheme = if downstream.tls { "https" } else { "http" };
+    let path = crate::rbac::normalized_path(path_and_query);
+    let subject = crate::rbac::Subject {
+        request: Some(crate::rbac::RequestAttrs {
+            method: req.method().as_str(),
+            authority,
+            path: &path,
+            scheme,
+            headers: req.headers(),
+        }),
+        metadata: metadata::DynamicMetadata::of(req).map(metadata::DynamicMetadata::as_map),
+        remote: crate::rbac::remote_address(
+            req.headers(),
+            downstream.remote,
+            proxy.telemetry.is_gateway(),
+        ),
+        ..crate::rbac::connection(downstream)
+    };
+    crate::rbac::check_all(&hcm.rbac, &subject)
 }
 
 /// A cluster by weight, at random (Envoy's weighted_clusters; the TCP proxy's too).

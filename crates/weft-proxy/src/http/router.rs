@@ -25,6 +25,9 @@ pub struct RouteCtx<'a> {
     pub vh: &'a VirtualHost,
     pub route: &'a Route,
     pub peer: Option<SocketAddr>,
+    /// The downstream connection's original destination (transparent capture), where
+    /// ORIGINAL_DST clusters (PassthroughCluster, InboundPassthroughCluster) connect.
+    pub original_dst: Option<SocketAddr>,
     pub authority: &'a str,
     pub path_and_query: &'a str,
 }
@@ -38,9 +41,12 @@ pub async fn forward(
 ) -> Response<ResponseBody> {
     let target = choose_by(&f.clusters, |c| c.weight);
     let mut resp = forward_to(ctx, f, target, req).await;
-    // The destination the metrics and the access log report, local replies included.
+    // The destination the metrics and the access log report, local replies included; the
+    // endpoint that answered names the destination workload.
     let reporter = crate::telemetry::labels::Reporter::of(Some(&target.name), "");
-    let dest = (ctx.proxy.telemetry.metrics).destination(reporter, Some(&target.name));
+    let upstream = resp.extensions().get::<cluster::UpstreamHost>();
+    let workload = upstream.and_then(|h| h.workload.as_deref());
+    let dest = (ctx.proxy.telemetry.metrics).destination_to(reporter, Some(&target.name), workload);
     resp.extensions_mut().insert(crate::telemetry::Routed(dest));
     resp
 }
@@ -181,7 +187,7 @@ async fn forward_to(
         };
         inc(&proxy.stats.upstream_rq_total);
         inc(&cluster_stats.upstream_rq_total);
-        let sent = cluster.send(try_req, lb.hash);
+        let sent = cluster.send_to(try_req, lb.hash, ctx.original_dst);
         let result = match limit {
             Some(l) => tokio::time::timeout(l, sent).await.ok(),
             None => Some(sent.await),
@@ -313,3 +319,7 @@ fn add_response_extras(h: &mut HeaderMap, set_cookies: &[HeaderValue], attempts:
         );
     }
 }
+
+#[cfg(test)]
+#[path = "router_tests.rs"]
+mod tests;

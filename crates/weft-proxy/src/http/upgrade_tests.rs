@@ -84,12 +84,17 @@ async fn proxy_to(port: u16, upgrades: &[&str]) -> std::net::SocketAddr {
         routes: RouteSource::Inline(Arc::new(rc)),
         codec: Codec::Auto,
         upgrades: upgrades.iter().map(|u| u.to_string()).collect(),
+        rbac: Vec::new(),
+        jwt: None,
+        forwarding: Default::default(),
     });
     let endpoint = Endpoint {
         host: "127.0.0.1".into(),
         port,
         weight: 1,
         healthy: true,
+        workload: None,
+        transport_socket_match: Default::default(),
     };
     let cluster = Cluster::new("c", Discovery::Static, LbPolicy::RoundRobin);
     let upstream = Arc::new(Upstream::new(cluster, vec![endpoint], None, Arc::default()));

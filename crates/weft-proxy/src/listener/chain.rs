@@ -133,6 +133,7 @@ mod tests {
             filter: NetworkFilter::TcpProxy {
                 stat_prefix: String::new(),
                 clusters: Vec::new(),
+                rbac: Vec::new(),
             },
             tls: None,
         }

@@ -21,6 +21,9 @@ pub struct Downstream {
     /// connection is mutual TLS: Envoy's `authenticated.principal_name`, Istio's
     /// `source.principal` (without the scheme).
     pub peer_principal: Option<String>,
+    /// The listener that accepted the connection (empty when unknown): an update of it
+    /// drains the connection, as Envoy drains the connections of a replaced listener.
+    pub listener: String,
 }
 
 impl Downstream {

@@ -157,6 +157,7 @@ async fn serve(proxy: Arc<Proxy>, listener: Arc<Listener>, stream: TcpStream) {
         server_name: info.server_name.clone(),
         tls: false,
         peer_principal: None,
+        listener: listener.name.clone(),
     };
     let Some(context) = &chain.tls else {
         return network_filter(proxy, &chain.filter, stream, downstream).await;
@@ -168,24 +169,24 @@ async fn serve(proxy: Arc<Proxy>, listener: Arc<Listener>, stream: TcpStream) {
         .iter()
         .find(|t| t.config == *context)
         .cloned();
-    let acceptor = match termination.as_deref().map(tls::Termination::acceptor) {
-        Some(Ok(a)) => a,
-        Some(Err(why)) => {
-            tracing::debug!(listener = %listener.name, chain = %chain.name, %why, "TLS chain not ready; closing");
-            return;
-        }
-        None => {
-            tracing::debug!(listener = %listener.name, chain = %chain.name, "TLS chain not ready; closing");
-            return;
-        }
+    let Some(termination) = termination else {
+        tracing::debug!(listener = %listener.name, chain = %chain.name, "TLS chain not ready; closing");
+        return;
     };
-    match acceptor.accept(stream).await {
+    if let Err(why) = termination.ready() {
+        tracing::debug!(listener = %listener.name, chain = %chain.name, %why, "TLS chain not ready; closing");
+        return;
+    }
+    match termination.accept(stream).await {
         Ok(tls) => {
             downstream.tls = true;
+            downstream.peer_principal = crate::identity::verify::peer_spiffe_id(tls.get_ref().1);
             network_filter(proxy, &chain.filter, tls, downstream).await
         }
         Err(e) => {
-            tracing::debug!(listener = %listener.name, chain = %chain.name, error = %e, "TLS handshake failed")
+            // Refused client certificates (expired, another root) are an operator's
+            // business; the reason is in `error`.
+            tracing::info!(listener = %listener.name, chain = %chain.name, remote = ?downstream.remote, error = %e, "downstream TLS handshake failed")
         }
     }
 }
@@ -209,7 +210,25 @@ async fn network_filter<S>(
             )
             .await
         }
-        NetworkFilter::TcpProxy { clusters, .. } => {
+        NetworkFilter::TcpProxy { clusters, rbac, .. } => {
+            if let Err(policy) = crate::rbac::check_all(rbac, &crate::rbac::connection(&downstream))
+            {
+                // Envoy's network RBAC decides on the first bytes and closes the connection
+                // without answering; reading them first makes the close a FIN, not a reset.
+                let mut stream = stream;
+                let mut first = [0u8; 4096];
+                let _ = tokio::time::timeout(
+                    std::time::Duration::from_secs(5),
+                    tokio::io::AsyncReadExt::read(&mut stream, &mut first),
+                )
+                .await;
+                tracing::debug!(
+                    details = crate::rbac::denied_details(policy.as_deref()),
+                    remote = ?downstream.remote,
+                    "connection refused by RBAC"
+                );
+                return;
+            }
             tcp_proxy::serve(&proxy, clusters, stream, downstream.original_dst).await
         }
     }

@@ -72,6 +72,7 @@ mod tests {
                 filter: NetworkFilter::TcpProxy {
                     stat_prefix: String::new(),
                     clusters: Vec::new(),
+                    rbac: Vec::new(),
                 },
                 tls: None,
             }],

@@ -30,6 +30,22 @@ pub struct Cluster {
     pub max_requests_per_connection: Option<u32>,
     /// `transport_socket` `envoy.transport_sockets.tls`: TLS origination.
     pub tls: Option<super::tls::UpstreamTls>,
+    /// `transport_socket_matches`: per endpoint, the first entry whose criteria its
+    /// `envoy.transport_socket_match` metadata satisfies picks the transport (Istio's auto
+    /// mTLS: `tlsMode: istio` endpoints get ISTIO_MUTUAL, the others plain text); an
+    /// endpoint matching none uses `tls`.
+    pub transport_socket_matches: Vec<TransportSocketMatch>,
+}
+
+/// One entry of `transport_socket_matches`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TransportSocketMatch {
+    pub name: String,
+    /// `match`: every key must be in the endpoint's metadata with this value; empty
+    /// matches every endpoint.
+    pub criteria: std::collections::BTreeMap<String, String>,
+    /// TLS origination, or None for `raw_buffer` (plain text).
+    pub tls: Option<super::tls::UpstreamTls>,
 }
 
 impl Cluster {
@@ -48,7 +64,18 @@ impl Cluster {
             idle_timeout: Some(Duration::from_secs(3600)),
             max_requests_per_connection: None,
             tls: None,
+            transport_socket_matches: Vec::new(),
         }
+    }
+
+    /// Every TLS context the cluster may originate with: `transport_socket` and those of
+    /// `transport_socket_matches` (for the secrets they need).
+    pub fn tls_contexts(&self) -> impl Iterator<Item = &super::tls::UpstreamTls> {
+        self.tls.iter().chain(
+            self.transport_socket_matches
+                .iter()
+                .filter_map(|m| m.tls.as_ref()),
+        )
     }
 }
 

@@ -20,6 +20,16 @@ pub struct Endpoint {
     pub weight: u32,
     /// False for UNHEALTHY, DRAINING and TIMEOUT: never picked.
     pub healthy: bool,
+    /// Istio's `filter_metadata.istio.workload` of the endpoint
+    /// (`<workload>;<namespace>;<canonical service>;<canonical revision>;<cluster>`): the
+    /// destination workload outbound metrics report.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workload: Option<std::sync::Arc<str>>,
+    /// `filter_metadata["envoy.transport_socket_match"]` (string values; others in their
+    /// JSON form): what the cluster's `transport_socket_matches` select by, e.g. Istio's
+    /// `tlsMode: istio` on endpoints with a sidecar.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub transport_socket_match: std::collections::BTreeMap<String, String>,
 }
 
 impl Endpoint {

@@ -99,6 +99,10 @@ pub enum NetworkFilter {
     TcpProxy {
         stat_prefix: String,
         clusters: Vec<super::WeightedCluster>,
+        /// `envoy.filters.network.rbac` filters before the proxy, in order: a connection
+        /// one of them refuses is closed.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        rbac: Vec<Arc<crate::rbac::RbacFilter>>,
     },
 }
 
@@ -113,6 +117,25 @@ pub struct HttpConnectionManager {
     /// connection manager forwards; any other HTTP/1.1 upgrade request gets 403.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub upgrades: Vec<String>,
+    /// `envoy.filters.http.rbac` filters, in order, before routing.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rbac: Vec<Arc<crate::rbac::RbacFilter>>,
+    /// `envoy.filters.http.jwt_authn`, run before RBAC and routing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwt: Option<Arc<crate::jwt::JwtAuthn>>,
+    /// How x-forwarded-for and the client address are treated.
+    pub forwarding: Forwarding,
+}
+
+/// The connection manager's view of forwarded requests, Envoy's fields of the same names:
+/// at the edge (`use_remote_address`, Istio's gateways) the client is the connection's
+/// peer (or the address `xff_num_trusted_hops` from the right of x-forwarded-for) and its
+/// address is appended; elsewhere the headers are trusted as they come.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Forwarding {
+    pub use_remote_address: bool,
+    pub xff_num_trusted_hops: u32,
+    pub skip_xff_append: bool,
 }
 
 /// Downstream HTTP codec (`codec_type`).

@@ -38,6 +38,10 @@ pub struct Validation {
     /// `match_typed_subject_alt_names` of type DNS, exact: one must match a SAN of the
     /// peer's certificate (wildcard certificates included).
     pub dns_sans: Vec<String>,
+    /// `match_typed_subject_alt_names` of type URI, exact: SPIFFE ids, as Istio's
+    /// ISTIO_MUTUAL contexts list the destination's service accounts. A peer matching
+    /// any DNS or URI matcher is accepted.
+    pub uri_sans: Vec<String>,
 }
 
 /// The trusted CA bundle of a validation context.
@@ -66,6 +70,9 @@ pub enum Secret {
         trusted_ca: Vec<u8>,
         dns_sans: Vec<String>,
     },
+    /// The workload's own certificate (Istio's `default`), never received over SDS: the
+    /// identity manager's current key and chain, read at each handshake.
+    Workload(crate::identity::LocalCertificate),
 }
 
 impl UpstreamTls {

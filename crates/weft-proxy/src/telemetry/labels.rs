@@ -101,6 +101,35 @@ impl Workload {
     }
 }
 
+impl Workload {
+    /// The destination an endpoint's Istio metadata names
+    /// (`<workload>;<namespace>;<canonical service>;<canonical revision>;<cluster>`, from
+    /// EDS), as Istio's stats plugin reads it: fewer than five parts mean nothing; the
+    /// encoding has no app, version or principal; an empty revision is `latest`.
+    pub fn from_endpoint(encoded: &str) -> Option<Workload> {
+        let parts: Vec<&str> = encoded.split(';').collect();
+        let [workload, namespace, service, revision, cluster, ..] = parts[..] else {
+            return None;
+        };
+        let known = |s: &str| if s.is_empty() { UNKNOWN } else { s }.to_string();
+        Some(Workload {
+            workload: known(workload),
+            namespace: known(namespace),
+            principal: UNKNOWN.into(),
+            app: UNKNOWN.into(),
+            version: UNKNOWN.into(),
+            canonical_service: known(service),
+            canonical_revision: if revision.is_empty() {
+                "latest"
+            } else {
+                revision
+            }
+            .into(),
+            cluster: known(cluster),
+        })
+    }
+}
+
 /// The destination service of a cluster: `outbound|9080|v1|reviews.default.svc.cluster.local`
 /// gives `(reviews.default.svc.cluster.local, reviews, default)`; a host outside
 /// `*.svc.*` keeps its whole name with an unknown namespace; other clusters
@@ -125,15 +154,37 @@ pub fn peer_labels(
     own: &Workload,
     cluster: Option<&str>,
 ) -> Vec<(&'static str, String)> {
+    peer_labels_to(reporter, own, cluster, None)
+}
+
+/// [`peer_labels`] of a request that reached an endpoint: `upstream` is the endpoint's
+/// Istio workload metadata ([`Workload::from_endpoint`]), which names the destination
+/// workload on the source side. Without it, the source side knows no destination
+/// workload, and reports its revision as `latest`, as Istio's client sidecar does.
+pub fn peer_labels_to(
+    reporter: Reporter,
+    own: &Workload,
+    cluster: Option<&str>,
+    upstream: Option<&str>,
+) -> Vec<(&'static str, String)> {
     let unknown = Workload::unknown();
+    let endpoint = upstream.and_then(Workload::from_endpoint);
+    let peer = endpoint.unwrap_or_else(|| Workload {
+        canonical_revision: "latest".into(),
+        ..Workload::unknown()
+    });
     let (source, destination) = match reporter {
-        Reporter::Source => (own, &unknown),
+        Reporter::Source => (own, &peer),
         Reporter::Destination => (&unknown, own),
     };
-    let (service, name, namespace) = match cluster {
+    let (service, name, mut namespace) = match cluster {
         Some(c) => service_of(c),
         None => (UNKNOWN.into(), UNKNOWN.into(), UNKNOWN.into()),
     };
+    // A service outside `*.svc.*` is in the namespace of the workload behind it.
+    if namespace == UNKNOWN && reporter == Reporter::Source {
+        namespace = destination.namespace.clone();
+    }
     let policy = match reporter {
         // Plaintext inbound is "none"; the client side never knows.
         Reporter::Destination => "none",
@@ -176,6 +227,57 @@ pub fn peer_labels(
     ]
 }
 
+/// What a request's connection says about security, for Istio's principal labels.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Security {
+    /// The connection the request came on (inbound) or went out on (outbound) is mutual
+    /// TLS.
+    pub mutual_tls: bool,
+    /// The other side's verified SPIFFE id (`spiffe://...`), when mutual TLS.
+    pub peer: Option<String>,
+    /// This proxy's own SPIFFE id, when it has a workload identity.
+    pub own: Option<String>,
+}
+
+/// Sets `connection_security_policy`, `source_principal` and `destination_principal` in
+/// `labels` (as [`peer_labels_to`] made them) the way Istio's stats plugin fills them:
+/// inbound, the policy is `mutual_tls` or `none`, the source is the verified client and
+/// the destination this proxy; outbound, the policy stays `unknown` (the client side does
+/// not know it), the source is this proxy and the destination the verified server. A
+/// principal is only known over mutual TLS.
+pub fn apply_security(
+    reporter: Reporter,
+    security: &Security,
+    labels: &mut [(&'static str, String)],
+) {
+    let known = |p: &Option<String>| {
+        p.as_ref()
+            .filter(|_| security.mutual_tls)
+            .cloned()
+            .unwrap_or_else(|| UNKNOWN.to_string())
+    };
+    let (source, destination, policy) = match reporter {
+        Reporter::Destination => (
+            known(&security.peer),
+            known(&security.own),
+            if security.mutual_tls {
+                "mutual_tls"
+            } else {
+                "none"
+            },
+        ),
+        Reporter::Source => (known(&security.own), known(&security.peer), UNKNOWN),
+    };
+    for (name, value) in labels.iter_mut() {
+        match *name {
+            "source_principal" => *value = source.clone(),
+            "destination_principal" => *value = destination.clone(),
+            "connection_security_policy" => *value = policy.to_string(),
+            _ => {}
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -215,6 +317,83 @@ mod tests {
             ("unknown", "x")
         );
         assert_eq!(bare.canonical_revision, "latest");
+    }
+
+    #[test]
+    fn destination_workload_from_endpoint_metadata() {
+        let w = Workload::from_endpoint("reviews-v2-10.0.0.1;bookinfo;reviews;;").unwrap();
+        assert_eq!(w.workload, "reviews-v2-10.0.0.1");
+        assert_eq!(w.namespace, "bookinfo");
+        assert_eq!(w.canonical_service, "reviews");
+        assert_eq!(w.canonical_revision, "latest");
+        assert_eq!((w.app.as_str(), w.cluster.as_str()), ("unknown", "unknown"));
+        assert_eq!(Workload::from_endpoint("a;b;c;d"), None);
+
+        let own = Workload::from_metadata(json!({"WORKLOAD_NAME": "sleep"}).as_object().unwrap());
+        let labels: std::collections::BTreeMap<_, _> = peer_labels_to(
+            Reporter::Source,
+            &own,
+            Some("outbound|443||api.example.com"),
+            Some("api-1;external;api;v3;east"),
+        )
+        .into_iter()
+        .collect();
+        assert_eq!(labels["destination_workload"], "api-1");
+        assert_eq!(labels["destination_canonical_revision"], "v3");
+        assert_eq!(labels["destination_cluster"], "east");
+        // Outside `*.svc.*`, the service's namespace is the workload's.
+        assert_eq!(labels["destination_service_namespace"], "external");
+        assert_eq!(labels["source_workload"], "sleep");
+        // Inbound, the proxy is the destination whatever the endpoint says.
+        let inbound: std::collections::BTreeMap<_, _> =
+            peer_labels_to(Reporter::Destination, &own, Some("inbound|80||"), None)
+                .into_iter()
+                .collect();
+        assert_eq!(inbound["destination_workload"], "sleep");
+    }
+
+    #[test]
+    fn principals_and_policy_as_istio_fills_them() {
+        let own = Workload::from_metadata(json!({"WORKLOAD_NAME": "reviews"}).as_object().unwrap());
+        let labels = |reporter, security: &Security| {
+            let mut l = peer_labels_to(reporter, &own, Some("inbound|9080||"), None);
+            apply_security(reporter, security, &mut l);
+            l.into_iter().collect::<std::collections::BTreeMap<_, _>>()
+        };
+        let mtls = Security {
+            mutual_tls: true,
+            peer: Some("spiffe://cluster.local/ns/default/sa/productpage".into()),
+            own: Some("spiffe://cluster.local/ns/default/sa/reviews".into()),
+        };
+        let inbound = labels(Reporter::Destination, &mtls);
+        assert_eq!(inbound["connection_security_policy"], "mutual_tls");
+        assert_eq!(
+            inbound["source_principal"],
+            "spiffe://cluster.local/ns/default/sa/productpage"
+        );
+        assert_eq!(
+            inbound["destination_principal"],
+            "spiffe://cluster.local/ns/default/sa/reviews"
+        );
+        let outbound = labels(Reporter::Source, &mtls);
+        assert_eq!(outbound["connection_security_policy"], "unknown");
+        assert_eq!(
+            outbound["source_principal"],
+            "spiffe://cluster.local/ns/default/sa/reviews"
+        );
+        assert_eq!(
+            outbound["destination_principal"],
+            "spiffe://cluster.local/ns/default/sa/productpage"
+        );
+        // Plain text: an identity the proxy has is not a principal of this request.
+        let plain = Security {
+            mutual_tls: false,
+            ..mtls
+        };
+        let inbound = labels(Reporter::Destination, &plain);
+        assert_eq!(inbound["connection_security_policy"], "none");
+        assert_eq!(inbound["source_principal"], "unknown");
+        assert_eq!(inbound["destination_principal"], "unknown");
     }
 
     #[test]

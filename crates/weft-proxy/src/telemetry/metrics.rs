@@ -2,7 +2,7 @@
 //! with label sets resolved once per (direction, cluster, outcome) and cached, so that
 //! recording a request is a hash lookup and a few atomic adds.
 
-use super::labels::{peer_labels, Reporter, Workload};
+use super::labels::{peer_labels_to, Reporter, Workload};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
@@ -158,8 +158,23 @@ impl Metrics {
     /// The destination `cluster` (None: no route) as `reporter` sees it; allocates only
     /// the first time.
     pub fn destination(&self, reporter: Reporter, cluster: Option<&str>) -> Arc<Destination> {
+        self.destination_to(reporter, cluster, None)
+    }
+
+    /// [`Metrics::destination`] for a request that reached an endpoint with Istio's
+    /// workload metadata (`upstream`), which names the destination workload.
+    pub fn destination_to(
+        &self,
+        reporter: Reporter,
+        cluster: Option<&str>,
+        upstream: Option<&str>,
+    ) -> Arc<Destination> {
         let map = &self.destinations[reporter as usize];
-        let key = cluster.unwrap_or("");
+        let key = match upstream {
+            None => std::borrow::Cow::Borrowed(cluster.unwrap_or("")),
+            Some(w) => format!("{}\n{w}", cluster.unwrap_or("")).into(),
+        };
+        let key = key.as_ref();
         if let Some(d) = map.read().unwrap_or_else(|e| e.into_inner()).get(key) {
             return d.clone();
         }
@@ -173,7 +188,7 @@ impl Metrics {
         };
         let d = Arc::new(Destination {
             cluster: cluster.map(Into::into),
-            labels: peer_labels(reporter, own, cluster),
+            labels: peer_labels_to(reporter, own, cluster, upstream),
             http: RwLock::default(),
             tcp: RwLock::default(),
         });

@@ -3,43 +3,20 @@
 //! contexts); ACKs what it applied and NACKs, with the reason, what
 //! it could not; reconnects with exponential backoff and keeps the last good config.
 
+use super::session::{connect, nack, update_stats, Backoff, SessionError};
 use super::store::Store;
 use super::{CDS, EDS, LDS, RDS, SDS};
 use crate::bootstrap::Settings;
 use crate::state::Proxy;
-use crate::stats::{inc, UpdateStats};
+use crate::stats::inc;
 use envoy_types::pb::envoy::config::core::v3::Node;
-use envoy_types::pb::envoy::service::discovery::v3::{
-    aggregated_discovery_service_client::AggregatedDiscoveryServiceClient, DiscoveryRequest,
-    DiscoveryResponse,
-};
+use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
 use envoy_types::pb::google::protobuf::{value::Kind, ListValue, Struct, Value};
 use envoy_types::pb::google::rpc::Status;
-use rand::Rng;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::Duration;
-use thiserror::Error;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-
-const BACKOFF_START: Duration = Duration::from_millis(250);
-const BACKOFF_MAX: Duration = Duration::from_secs(15);
-/// gRPC INVALID_ARGUMENT, the code Envoy puts in a NACK's error_detail.
-const INVALID_ARGUMENT: i32 = 3;
-
-#[derive(Debug, Error)]
-enum SessionError {
-    #[error("cannot connect to the xDS server at {addr}: {source}")]
-    Connect {
-        addr: String,
-        source: tonic::transport::Error,
-    },
-    #[error("ADS stream failed: {0}")]
-    Stream(#[from] tonic::Status),
-    #[error("ADS request queue closed")]
-    Closed,
-}
 
 /// Per type: the nonce of the last response and the names subscribed to.
 #[derive(Debug, Default)]
@@ -56,19 +33,11 @@ pub async fn run(proxy: Arc<Proxy>, settings: Arc<Settings>) {
         );
     }
     let mut store = Store::default();
-    let mut backoff = BACKOFF_START;
+    let mut backoff = Backoff::default();
     loop {
         let mut got_response = false;
-        match session(&proxy, &settings, &mut store, &mut got_response).await {
-            Ok(()) => tracing::warn!("xDS server closed the ADS stream"),
-            Err(e) => tracing::warn!(error = %e, "xDS session ended; keeping the last good config"),
-        }
-        if got_response {
-            backoff = BACKOFF_START;
-        }
-        let jitter = rand::rng().random_range(0..=backoff.as_millis() as u64 / 2);
-        tokio::time::sleep(backoff + Duration::from_millis(jitter)).await;
-        backoff = (backoff * 2).min(BACKOFF_MAX);
+        let ended = session(&proxy, &settings, &mut store, &mut got_response).await;
+        backoff.after("ADS", ended, got_response).await;
     }
 }
 
@@ -78,20 +47,7 @@ async fn session(
     store: &mut Store,
     got_response: &mut bool,
 ) -> Result<(), SessionError> {
-    let addr = format!("http://{}", settings.xds);
-    let channel = tonic::transport::Endpoint::from_shared(addr.clone())
-        .map_err(|source| SessionError::Connect {
-            addr: addr.clone(),
-            source,
-        })?
-        .connect_timeout(Duration::from_secs(5))
-        .connect()
-        .await
-        .map_err(|source| SessionError::Connect {
-            addr: addr.clone(),
-            source,
-        })?;
-    let mut client = AggregatedDiscoveryServiceClient::new(channel);
+    let mut client = connect(settings).await?;
     let (tx, rx) = mpsc::channel::<DiscoveryRequest>(16);
     let node = node(settings);
     let mut subs: BTreeMap<&'static str, Subscription> = BTreeMap::new();
@@ -178,17 +134,9 @@ fn on_response(
         }
         Err(errors) => {
             inc(&stats.update_rejected);
-            let message = errors
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; ");
+            let status = nack(&errors);
+            let message = &status.message;
             tracing::warn!(type_url, version = %resp.version_info, %message, "rejected (NACK)");
-            let status = Status {
-                code: INVALID_ARGUMENT,
-                message,
-                details: Vec::new(),
-            };
             out.push(request(
                 type_url,
                 &version(store, type_url),
@@ -226,16 +174,6 @@ fn on_response(
         }
     }
     out
-}
-
-fn update_stats<'a>(proxy: &'a Proxy, type_url: &str) -> &'a UpdateStats {
-    match type_url {
-        CDS => &proxy.stats.cds,
-        LDS => &proxy.stats.lds,
-        RDS => &proxy.stats.rds,
-        SDS => &proxy.stats.sds,
-        _ => &proxy.stats.eds,
-    }
 }
 
 fn request(

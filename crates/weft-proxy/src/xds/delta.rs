@@ -8,60 +8,31 @@
 //! are sent as `initial_resource_versions`, so the server resends only what changed while
 //! the stream was down; the last good config stays in force meanwhile.
 
-use super::store::{Assignments, Change, Routes, Secrets, Store};
+use super::session::{connect, nack, update_stats, Backoff, SessionError};
+use super::store::{Assignments, Change, Clusters, Incoming, Listeners, Routes, Secrets, Store};
 use super::{CDS, EDS, LDS, RDS, SDS};
 use crate::bootstrap::Settings;
 use crate::state::Proxy;
-use crate::stats::{inc, UpdateStats};
+use crate::stats::inc;
 use envoy_types::pb::envoy::config::core::v3::Node;
 use envoy_types::pb::envoy::service::discovery::v3::{
-    aggregated_discovery_service_client::AggregatedDiscoveryServiceClient, DeltaDiscoveryRequest,
-    DeltaDiscoveryResponse,
+    DeltaDiscoveryRequest, DeltaDiscoveryResponse,
 };
-use envoy_types::pb::google::protobuf::Any;
-use envoy_types::pb::google::rpc::Status;
-use rand::Rng;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::Duration;
-use thiserror::Error;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
-const BACKOFF_START: Duration = Duration::from_millis(250);
-const BACKOFF_MAX: Duration = Duration::from_secs(15);
-/// gRPC INVALID_ARGUMENT, the code Envoy puts in a NACK's error_detail.
-const INVALID_ARGUMENT: i32 = 3;
 /// The order Envoy subscribes in: a cluster before its endpoints and secrets, a listener
 /// before its routes.
 const TYPES: [&str; 5] = [CDS, EDS, SDS, LDS, RDS];
 
-#[derive(Debug, Error)]
-enum SessionError {
-    #[error("cannot connect to the xDS server at {addr}: {source}")]
-    Connect {
-        addr: String,
-        source: tonic::transport::Error,
-    },
-    #[error("delta ADS stream failed: {0}")]
-    Stream(#[from] tonic::Status),
-    #[error("delta ADS request queue closed")]
-    Closed,
-}
-
-/// One accepted resource as the server sent it.
-#[derive(Clone, Debug)]
-struct Held {
-    version: String,
-    resource: Any,
-}
-
 /// What the client holds; it outlives streams.
 #[derive(Debug, Default)]
 pub struct Delta {
+    /// The accepted resources, with the version each came with (what
+    /// `initial_resource_versions` reports on a new stream).
     store: Store,
-    /// Per type: the accepted resources by name (what `initial_resource_versions` reports).
-    held: BTreeMap<&'static str, BTreeMap<String, Held>>,
     /// Per named type (EDS, SDS, RDS): the names subscribed to on the current stream.
     subscribed: BTreeMap<&'static str, BTreeSet<String>>,
 }
@@ -80,16 +51,6 @@ fn dependents(type_url: &str) -> &'static [&'static str] {
     }
 }
 
-fn update_stats<'a>(proxy: &'a Proxy, type_url: &str) -> &'a UpdateStats {
-    match type_url {
-        CDS => &proxy.stats.cds,
-        LDS => &proxy.stats.lds,
-        RDS => &proxy.stats.rds,
-        SDS => &proxy.stats.sds,
-        _ => &proxy.stats.eds,
-    }
-}
-
 impl Delta {
     /// Names of `type_url` the accepted clusters/listeners reference.
     fn wanted(&self, type_url: &str) -> BTreeSet<String> {
@@ -102,10 +63,15 @@ impl Delta {
     }
 
     fn versions(&self, type_url: &str) -> std::collections::HashMap<String, String> {
-        self.held
-            .get(type_url)
-            .into_iter()
-            .flatten()
+        let a = &self.store.accepted;
+        let held = match type_url {
+            CDS => &a.clusters,
+            LDS => &a.listeners,
+            RDS => &a.routes,
+            SDS => &a.secrets,
+            _ => &a.assignments,
+        };
+        held.iter()
             .map(|(name, h)| (name.clone(), h.version.clone()))
             .collect()
     }
@@ -149,44 +115,31 @@ impl Delta {
             return Vec::new();
         };
         let stats = update_stats(proxy, type_url);
-        let held = self.held.entry(type_url).or_default();
-        let mut next = held.clone();
         let mut removed: Vec<String> = resp.removed_resources.clone();
         let mut updated = Vec::new();
         for r in &resp.resources {
             match &r.resource {
-                Some(any) => {
-                    updated.push(any.clone());
-                    next.insert(
-                        r.name.clone(),
-                        Held {
-                            version: r.version.clone(),
-                            resource: any.clone(),
-                        },
-                    );
-                }
+                Some(resource) => updated.push(Incoming {
+                    resource,
+                    version: &r.version,
+                }),
                 // A name without a body: the server has none by that name.
                 None => removed.push(r.name.clone()),
             }
         }
-        for name in &removed {
-            next.remove(name);
-        }
-        // Clusters and listeners replace their whole set (what they drop takes its
-        // endpoints, routes and secrets along); the named types merge name by name.
+        // Every type merges name by name; what a dropped cluster or listener referenced
+        // (endpoints, routes, secrets) goes with it when the store prunes.
         let version = resp.system_version_info.as_str();
         let change = Change::Update {
             resources: &updated,
             removed: &removed,
         };
         let result = match type_url {
+            CDS => self.store.apply_kind::<Clusters>(version, change),
+            LDS => self.store.apply_kind::<Listeners>(version, change),
             EDS => self.store.apply_kind::<Assignments>(version, change),
             RDS => self.store.apply_kind::<Routes>(version, change),
-            SDS => self.store.apply_kind::<Secrets>(version, change),
-            _ => {
-                let all: Vec<Any> = next.values().map(|h| h.resource.clone()).collect();
-                self.store.apply(type_url, version, &all)
-            }
+            _ => self.store.apply_kind::<Secrets>(version, change),
         };
         let mut out = Vec::new();
         match result {
@@ -199,7 +152,6 @@ impl Delta {
                     removed = removed.len(),
                     "applied (delta)"
                 );
-                self.held.insert(type_url, next);
                 proxy.publish(self.store.snapshot(&proxy.snapshot.load(), &proxy.stats));
                 out.push(DeltaDiscoveryRequest {
                     type_url: type_url.to_string(),
@@ -209,20 +161,13 @@ impl Delta {
             }
             Err(errors) => {
                 inc(&stats.update_rejected);
-                let message = errors
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join("; ");
+                let status = nack(&errors);
+                let message = &status.message;
                 tracing::warn!(type_url, version = %resp.system_version_info, %message, "rejected (delta NACK)");
                 out.push(DeltaDiscoveryRequest {
                     type_url: type_url.to_string(),
                     response_nonce: resp.nonce,
-                    error_detail: Some(Status {
-                        code: INVALID_ARGUMENT,
-                        message,
-                        details: Vec::new(),
-                    }),
+                    error_detail: Some(status),
                     ..Default::default()
                 });
             }
@@ -234,7 +179,7 @@ impl Delta {
     }
 
     /// Subscribes to the names of `type_url` now referenced and unsubscribes from those no
-    /// longer referenced (forgetting what was held of them, as Envoy does).
+    /// longer referenced (the store has already forgotten those, as Envoy does).
     fn follow(&mut self, type_url: &'static str) -> Option<DeltaDiscoveryRequest> {
         let wanted = self.wanted(type_url);
         let current = self.subscribed.entry(type_url).or_default();
@@ -244,11 +189,6 @@ impl Delta {
             return None;
         }
         *current = wanted;
-        if let Some(held) = self.held.get_mut(type_url) {
-            for name in &unsubscribe {
-                held.remove(name);
-            }
-        }
         Some(DeltaDiscoveryRequest {
             type_url: type_url.to_string(),
             resource_names_subscribe: subscribe,
@@ -261,19 +201,11 @@ impl Delta {
 /// Runs the delta ADS client forever, reconnecting with jittered exponential backoff.
 pub async fn run(proxy: Arc<Proxy>, settings: Arc<Settings>) {
     let mut delta = Delta::default();
-    let mut backoff = BACKOFF_START;
+    let mut backoff = Backoff::default();
     loop {
         let mut got_response = false;
-        match session(&proxy, &settings, &mut delta, &mut got_response).await {
-            Ok(()) => tracing::warn!("xDS server closed the delta ADS stream"),
-            Err(e) => tracing::warn!(error = %e, "xDS session ended; keeping the last good config"),
-        }
-        if got_response {
-            backoff = BACKOFF_START;
-        }
-        let jitter = rand::rng().random_range(0..=backoff.as_millis() as u64 / 2);
-        tokio::time::sleep(backoff + Duration::from_millis(jitter)).await;
-        backoff = (backoff * 2).min(BACKOFF_MAX);
+        let ended = session(&proxy, &settings, &mut delta, &mut got_response).await;
+        backoff.after("delta ADS", ended, got_response).await;
     }
 }
 
@@ -283,18 +215,7 @@ async fn session(
     delta: &mut Delta,
     got_response: &mut bool,
 ) -> Result<(), SessionError> {
-    let addr = format!("http://{}", settings.xds);
-    let connect = |source| SessionError::Connect {
-        addr: addr.clone(),
-        source,
-    };
-    let channel = tonic::transport::Endpoint::from_shared(addr.clone())
-        .map_err(connect)?
-        .connect_timeout(Duration::from_secs(5))
-        .connect()
-        .await
-        .map_err(connect)?;
-    let mut client = AggregatedDiscoveryServiceClient::new(channel);
+    let mut client = connect(settings).await?;
     let (tx, rx) = mpsc::channel::<DeltaDiscoveryRequest>(16);
     for req in delta.initial_requests(super::client::node(settings)) {
         tx.send(req).await.map_err(|_| SessionError::Closed)?;

@@ -2,6 +2,7 @@
 //! clusters and listeners, removals, ACK/NACK, and resuming with initial versions.
 
 use super::*;
+use crate::stats::UpdateStats;
 use crate::xds::convert::listener::HCM_TYPE;
 use envoy_types::pb::envoy::config::cluster::v3::cluster::{ClusterDiscoveryType, DiscoveryType};
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
@@ -23,8 +24,10 @@ use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service
 use envoy_types::pb::envoy::service::discovery::v3::{
     DiscoveryRequest, DiscoveryResponse, Resource,
 };
+use envoy_types::pb::google::protobuf::Any;
 use prost::Message;
 use std::pin::Pin;
+use std::time::Duration;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Streaming};
@@ -101,6 +104,7 @@ async fn start() -> (Arc<Proxy>, mpsc::UnboundedReceiver<Opened>) {
         xds: addr.to_string(),
         delta: true,
         drain_time: Duration::from_secs(5),
+        bootstrap: serde_json::Value::Null,
     };
     let proxy = Proxy::new();
     tokio::spawn(run(proxy.clone(), Arc::new(settings)));
@@ -387,7 +391,8 @@ async fn follows_references_applies_removals_nacks_and_resumes() {
     let (nack, others) = answer_to(&mut s, "c3").await;
     assert!(others.is_empty(), "{others:?}");
     let detail = nack.error_detail.expect("a NACK carries error_detail");
-    assert_eq!(detail.code, INVALID_ARGUMENT);
+    // gRPC INVALID_ARGUMENT, as Envoy NACKs.
+    assert_eq!(detail.code, 3);
     assert!(detail.message.contains("Cluster"), "{}", detail.message);
     let names: Vec<String> = proxy.snapshot.load().clusters.keys().cloned().collect();
     assert_eq!(names, ["b", "c"]);

@@ -4,6 +4,7 @@
 pub mod client;
 pub mod convert;
 pub mod delta;
+pub mod session;
 pub mod store;
 
 pub const CDS: &str = "type.googleapis.com/envoy.config.cluster.v3.Cluster";

@@ -1,5 +1,10 @@
 //! Resources accepted so far, per type, and the snapshot they make. Survives reconnects,
 //! so the last good config stays in force while weftd is away.
+//!
+//! Besides the converted model, each accepted resource is kept as the protobuf bytes it
+//! arrived in, with its version and the time it was accepted ([`Accepted`]): the admin
+//! `/config_dump` renders those to Envoy's JSON on request, and the delta client reports
+//! their versions when it resumes.
 
 use super::convert::{self, ResourceError};
 use super::{CDS, EDS, LDS, RDS, SDS};
@@ -14,6 +19,35 @@ use envoy_types::pb::google::protobuf::Any;
 use prost::Message;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::time::SystemTime;
+
+/// One resource as accepted over xDS: its encoding as received (`Any.value`; decoded again
+/// only for `/config_dump`, so no second copy of the config lives in memory), the version
+/// it came with and when it was last changed.
+#[derive(Debug, PartialEq)]
+pub struct Accepted {
+    pub version: String,
+    pub encoded: Vec<u8>,
+    pub last_updated: SystemTime,
+}
+
+/// Accepted resources by type and name, as the admin dumps them.
+#[derive(Clone, Debug, Default)]
+pub struct AcceptedResources {
+    pub clusters: BTreeMap<String, Arc<Accepted>>,
+    pub listeners: BTreeMap<String, Arc<Accepted>>,
+    pub routes: BTreeMap<String, Arc<Accepted>>,
+    pub assignments: BTreeMap<String, Arc<Accepted>>,
+    pub secrets: BTreeMap<String, Arc<Accepted>>,
+}
+
+/// One resource of a response with the version it is accepted under: the response's
+/// `version_info` in state-of-the-world, the resource's own `version` in delta xDS.
+#[derive(Clone, Copy, Debug)]
+pub struct Incoming<'a> {
+    pub resource: &'a Any,
+    pub version: &'a str,
+}
 
 #[derive(Debug, Default)]
 pub struct Store {
@@ -25,6 +59,8 @@ pub struct Store {
     pub secrets: BTreeMap<String, Arc<Secret>>,
     pub versions: Versions,
     pub lds_applied: bool,
+    /// What was accepted, as received.
+    pub accepted: AcceptedResources,
 }
 
 /// One xDS resource type as the store keeps it: how a resource is decoded, named and
@@ -48,17 +84,19 @@ pub trait ResourceKind {
     fn map(store: &mut Store) -> &mut BTreeMap<String, Self::Stored>;
     /// The store's accepted version of this type.
     fn version(store: &mut Store) -> &mut String;
+    /// The encoded resources of this type, as received.
+    fn accepted(store: &mut Store) -> &mut BTreeMap<String, Arc<Accepted>>;
 }
 
 /// What one response changes in a type's resources.
 #[derive(Clone, Copy, Debug)]
 pub enum Change<'a> {
     /// The complete set (state-of-the-world CDS and LDS): whatever is not in it goes.
-    Replace(&'a [Any]),
+    Replace(&'a [Incoming<'a>]),
     /// Resources added or updated, and names removed (state-of-the-world RDS, EDS and
     /// SDS, where a response need not repeat every name; delta xDS for every type).
     Update {
-        resources: &'a [Any],
+        resources: &'a [Incoming<'a>],
         removed: &'a [String],
     },
 }
@@ -84,6 +122,9 @@ macro_rules! kind {
             }
             fn version(store: &mut Store) -> &mut String {
                 &mut store.versions.$version
+            }
+            fn accepted(store: &mut Store) -> &mut BTreeMap<String, Arc<Accepted>> {
+                &mut store.accepted.$field
             }
         }
     };
@@ -121,14 +162,22 @@ kind!(
     |s| convert::tls::secret(s).map(Arc::new)
 );
 
+/// A resource decoded and converted, with what the admin dumps of it.
+struct Converted<'a, S> {
+    name: String,
+    stored: S,
+    incoming: Incoming<'a>,
+}
+
 /// Decodes and converts every resource of a response; all or nothing, as a SotW ACK is.
-fn convert_all<K: ResourceKind>(
-    resources: &[Any],
-) -> Result<Vec<(String, K::Stored)>, Vec<ResourceError>> {
+fn convert_all<'a, K: ResourceKind>(
+    resources: &[Incoming<'a>],
+) -> Result<Vec<Converted<'a, K::Stored>>, Vec<ResourceError>> {
     let kind = K::KIND;
     let mut out = Vec::new();
     let mut errors = Vec::new();
-    for (i, any) in resources.iter().enumerate() {
+    for (i, incoming) in resources.iter().enumerate() {
+        let any = incoming.resource;
         if any.type_url != K::TYPE_URL {
             errors.push(ResourceError {
                 kind,
@@ -153,7 +202,11 @@ fn convert_all<K: ResourceKind>(
             }
         };
         match K::convert(&proto) {
-            Ok(m) => out.push((K::name(&proto), m)),
+            Ok(stored) => out.push(Converted {
+                name: K::name(&proto),
+                stored,
+                incoming: *incoming,
+            }),
             Err(error) => errors.push(ResourceError {
                 kind,
                 name: K::name(&proto),
@@ -178,6 +231,11 @@ impl Store {
         version: &str,
         resources: &[Any],
     ) -> Result<(), Vec<ResourceError>> {
+        let resources: Vec<Incoming<'_>> = resources
+            .iter()
+            .map(|resource| Incoming { resource, version })
+            .collect();
+        let resources = &resources[..];
         let update = Change::Update {
             resources,
             removed: &[],
@@ -206,19 +264,39 @@ impl Store {
         version: &str,
         change: Change<'_>,
     ) -> Result<(), Vec<ResourceError>> {
-        match change {
+        let all = match change {
             Change::Replace(resources) => {
                 let all = convert_all::<K>(resources)?;
-                *K::map(self) = all.into_iter().collect();
+                let names: BTreeSet<&str> = all.iter().map(|c| c.name.as_str()).collect();
+                K::map(self).retain(|name, _| names.contains(name.as_str()));
+                K::accepted(self).retain(|name, _| names.contains(name.as_str()));
+                all
             }
             Change::Update { resources, removed } => {
                 let all = convert_all::<K>(resources)?;
-                let map = K::map(self);
                 for name in removed {
-                    map.remove(name);
+                    K::map(self).remove(name);
+                    K::accepted(self).remove(name);
                 }
-                map.extend(all);
+                all
             }
+        };
+        let now = SystemTime::now();
+        for c in all {
+            K::map(self).insert(c.name.clone(), c.stored);
+            let encoded = &c.incoming.resource.value;
+            let accepted = K::accepted(self);
+            // Resent unchanged, a resource keeps the version and time it was accepted
+            // under, as Envoy skips an update whose content did not change.
+            if accepted.get(&c.name).is_some_and(|a| a.encoded == *encoded) {
+                continue;
+            }
+            let entry = Accepted {
+                version: c.incoming.version.to_string(),
+                encoded: encoded.clone(),
+                last_updated: now,
+            };
+            accepted.insert(c.name, Arc::new(entry));
         }
         *K::version(self) = version.to_string();
         if K::TYPE_URL == LDS {
@@ -232,10 +310,13 @@ impl Store {
     fn prune(&mut self) {
         let eds = self.eds_names();
         self.assignments.retain(|k, _| eds.contains(k));
+        self.accepted.assignments.retain(|k, _| eds.contains(k));
         let rds = self.rds_names();
         self.routes.retain(|k, _| rds.contains(k));
+        self.accepted.routes.retain(|k, _| rds.contains(k));
         let sds = self.sds_names();
         self.secrets.retain(|k, _| sds.contains(k));
+        self.accepted.secrets.retain(|k, _| sds.contains(k));
     }
 
     /// SDS secret names the clusters' and listeners' TLS contexts reference.
@@ -243,7 +324,7 @@ impl Store {
         let clusters = self
             .clusters
             .values()
-            .filter_map(|c| c.tls.as_ref())
+            .flat_map(|c| c.tls_contexts())
             .flat_map(|t| t.secret_names());
         let listeners = self
             .listeners
@@ -251,7 +332,12 @@ impl Store {
             .flat_map(|l| l.filter_chains.iter())
             .filter_map(|c| c.tls.as_ref())
             .flat_map(|t| t.secret_names());
-        clusters.chain(listeners).cloned().collect()
+        clusters
+            .chain(listeners)
+            // The workload certificate is the proxy's own (crate::identity), never asked for.
+            .filter(|n| !crate::identity::is_local_secret(n))
+            .cloned()
+            .collect()
     }
 
     /// EDS service names the clusters need.
@@ -278,7 +364,11 @@ impl Store {
     }
 
     /// TLS termination for each distinct downstream context of the listeners.
-    fn tls_servers(&self, previous: &Snapshot) -> Vec<Arc<Termination>> {
+    fn tls_servers(
+        &self,
+        previous: &Snapshot,
+        secrets: &BTreeMap<String, Arc<Secret>>,
+    ) -> Vec<Arc<Termination>> {
         let mut out: Vec<Arc<Termination>> = Vec::new();
         for context in self
             .listeners
@@ -292,10 +382,10 @@ impl Store {
             let kept = previous
                 .tls_servers
                 .iter()
-                .find(|t| t.is_for(context, &self.secrets));
+                .find(|t| t.is_for(context, secrets));
             out.push(match kept {
                 Some(t) => t.clone(),
-                None => Arc::new(Termination::new(context, &self.secrets)),
+                None => Arc::new(Termination::new(context, secrets)),
             });
         }
         out
@@ -303,6 +393,9 @@ impl Store {
 
     /// The snapshot of everything accepted; connection pools carry over from `previous`.
     pub fn snapshot(&self, previous: &Snapshot, stats: &Stats) -> Snapshot {
+        // SDS secrets and the proxy's own workload certificate (`default`).
+        let secrets =
+            crate::identity::with_local_secrets(&self.secrets, previous.identity.as_ref());
         let clusters = self
             .clusters
             .iter()
@@ -330,7 +423,7 @@ impl Store {
                         endpoints,
                         prev,
                         stats.cluster(name),
-                        &self.secrets,
+                        &secrets,
                     )),
                 )
             })
@@ -341,7 +434,9 @@ impl Store {
             clusters,
             versions: self.versions.clone(),
             lds_applied: self.lds_applied,
-            tls_servers: self.tls_servers(previous),
+            tls_servers: self.tls_servers(previous, &secrets),
+            accepted: self.accepted.clone(),
+            identity: previous.identity.clone(),
         }
     }
 }

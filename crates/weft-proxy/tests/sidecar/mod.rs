@@ -6,10 +6,9 @@
 #![allow(dead_code)] // Each test binary uses part of this.
 
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -19,15 +18,8 @@ use weft_testkit::{binary, free_port, run_weft};
 pub const TIMEOUT: Duration = Duration::from_secs(20);
 pub const PROXY_ID: &str = "sidecar~127.0.0.1~sleep.default~default.svc.cluster.local";
 
-/// A child killed when dropped, pass or fail.
-pub struct Running(pub Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+/// Children killed when dropped, pass or fail; weft-echo backends as every test starts them.
+pub use weft_testkit::echo::{start as echo, Running};
 
 /// weftd on fixed ephemeral ports and a data dir that survive a kill.
 pub struct ControlPlane {
@@ -160,27 +152,6 @@ pub fn plain_client() -> reqwest::blocking::Client {
         .timeout(Duration::from_secs(5))
         .build()
         .unwrap()
-}
-
-/// Starts `weft-echo --name NAME`; returns it and its port.
-pub fn echo(name: &str) -> (Running, u16) {
-    let mut child = Command::new(binary("weft-echo"))
-        .args(["--listen", "127.0.0.1:0", "--name", name])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start weft-echo");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .expect("weft-echo prints its address");
-    let port = line
-        .trim()
-        .strip_prefix("listening on ")
-        .and_then(|a| a.rsplit(':').next())
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("unexpected first line from weft-echo: {line:?}"));
-    (Running(child), port)
 }
 
 /// `ratings` with subsets v1 and v2 (one echo each) and the `sleep` WorkloadGroup the

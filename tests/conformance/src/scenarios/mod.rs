@@ -1,8 +1,9 @@
 //! The scenario tables, in the order they run: thin path first, then routing, resilience,
-//! load balancing, gRPC, gateways below HTTP, egress and Bookinfo.
+//! load balancing, gRPC, gateways below HTTP, egress, Bookinfo and authorization.
 
 use crate::scenario::Scenario;
 
+mod authz;
 mod bookinfo;
 mod egress;
 mod gateway_l4;
@@ -20,6 +21,7 @@ pub fn all() -> Vec<Scenario> {
     all.extend(gateway_l4::scenarios());
     all.extend(egress::scenarios());
     all.extend(bookinfo::scenarios());
+    all.extend(authz::scenarios());
     all
 }
 

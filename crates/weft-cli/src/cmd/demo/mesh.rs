@@ -115,13 +115,48 @@ impl Ports {
     }
 }
 
+/// Name of the Secret holding the gateway's HTTPS certificate (`credentialName`).
+pub const CREDENTIAL: &str = "bookinfo-credential";
+
+/// The gateway's HTTPS server: its port and the PEM certificate and key it serves.
+pub struct Https<'a> {
+    pub port: u16,
+    pub cert_pem: &'a str,
+    pub key_pem: &'a str,
+}
+
 /// The config files the demo applies, by file name.
-pub fn config_files(ports: Ports, gateway_port: u16) -> Vec<(&'static str, Vec<Value>)> {
+pub fn config_files(
+    ports: Ports,
+    gateway_port: u16,
+    https: &Https,
+) -> Vec<(&'static str, Vec<Value>)> {
     vec![
         ("bookinfo.yaml", bookinfo(ports)),
-        ("bookinfo-gateway.yaml", gateway(gateway_port)),
+        ("bookinfo-gateway.yaml", gateway(gateway_port, https)),
         ("destination-rule-all.yaml", destination_rules()),
     ]
+}
+
+/// File (in the demo's config dir) with the gateway's certificate, for `curl --cacert`.
+pub const GATEWAY_CERT: &str = "gateway-cert.pem";
+
+/// A self-signed certificate (PEM certificate, PEM key) for the names a browser or curl
+/// on this machine uses: localhost, 127.0.0.1, and Istio's docs' bookinfo.com.
+pub fn gateway_certificate() -> Result<(String, String), rcgen::Error> {
+    let names = ["localhost", "127.0.0.1", "bookinfo.com"].map(String::from);
+    let made = rcgen::generate_simple_self_signed(names.to_vec())?;
+    Ok((made.cert.pem(), made.signing_key.serialize_pem()))
+}
+
+/// A `kubernetes.io/tls` Secret, as `kubectl create secret tls` makes it.
+fn tls_secret(https: &Https) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": meta(CREDENTIAL),
+        "type": "kubernetes.io/tls",
+        "stringData": {"tls.crt": https.cert_pem, "tls.key": https.key_pem},
+    })
 }
 
 fn meta(name: &str) -> Value {
@@ -169,18 +204,25 @@ fn bookinfo(ports: Ports) -> Vec<Value> {
     docs
 }
 
-/// Istio's bookinfo-gateway.yaml, its server on the demo's gateway port.
-fn gateway(port: u16) -> Vec<Value> {
+/// Istio's bookinfo-gateway.yaml, its server on the demo's gateway port, plus an HTTPS
+/// server (SIMPLE TLS, the certificate from a Secret) as in Istio's secure gateway task.
+fn gateway(port: u16, https: &Https) -> Vec<Value> {
     let prefix = |p: &str| json!({"uri": {"prefix": p}});
     let exact = |p: &str| json!({"uri": {"exact": p}});
     vec![
+        tls_secret(https),
         json!({
             "apiVersion": "networking.istio.io/v1", "kind": "Gateway",
             "metadata": meta("bookinfo-gateway"),
             "spec": {
                 "selector": {"istio": "ingressgateway"},
-                "servers": [{"port": {"number": port, "name": "http", "protocol": "HTTP"},
-                             "hosts": ["*"]}],
+                "servers": [
+                    {"port": {"number": port, "name": "http", "protocol": "HTTP"},
+                     "hosts": ["*"]},
+                    {"port": {"number": https.port, "name": "https", "protocol": "HTTPS"},
+                     "hosts": ["*"],
+                     "tls": {"mode": "SIMPLE", "credentialName": CREDENTIAL}},
+                ],
             },
         }),
         json!({
@@ -238,7 +280,14 @@ mod tests {
 
     #[test]
     fn every_document_is_valid_istio_config() {
-        for (file, docs) in config_files(Ports { base: 19100 }, 8080) {
+        let (cert_pem, key_pem) = gateway_certificate().unwrap();
+        assert!(cert_pem.starts_with("-----BEGIN CERTIFICATE-----"));
+        let https = Https {
+            port: 8443,
+            cert_pem: &cert_pem,
+            key_pem: &key_pem,
+        };
+        for (file, docs) in config_files(Ports { base: 19100 }, 8080, &https) {
             for doc in docs {
                 match weft_config::parse::validate_value(0, doc.clone()) {
                     Ok((_, warnings)) => {

@@ -20,6 +20,10 @@ pub(super) struct Plan {
     pub(super) bookinfo: PathBuf,
     pub(super) proxy: PathBuf,
     pub(super) gateway_port: u16,
+    /// The gateway's HTTPS server port.
+    pub(super) https_port: u16,
+    /// `--mesh-config` for weftd, made absolute (weftd runs in another directory).
+    pub(super) mesh_config: Option<PathBuf>,
     pub(super) api_addr: SocketAddr,
     pub(super) xds_addr: SocketAddr,
     pub(super) ports: Ports,
@@ -65,6 +69,12 @@ impl Plan {
         if u32::from(args.port_base) + u32::from(Ports::span()) > 65535 {
             return Err(DemoError::PortBlock(args.port_base));
         }
+        let mesh_config = match &args.mesh_config {
+            Some(p) => {
+                Some(std::fs::canonicalize(p).map_err(fs_err("cannot read --mesh-config", p))?)
+            }
+            None => None,
+        };
         let home = std::env::var_os("HOME")
             .map(PathBuf::from)
             .unwrap_or_default();
@@ -74,6 +84,8 @@ impl Plan {
             bookinfo: find("bookinfo", &[], build)?,
             proxy,
             gateway_port: args.gateway_port,
+            https_port: args.https_port,
+            mesh_config,
             api_addr: args.api_addr,
             xds_addr: args.xds_addr,
             ports: Ports {
@@ -111,6 +123,11 @@ impl Plan {
             (Ipv4Addr::UNSPECIFIED, self.gateway_port).into(),
             "ingress gateway".into(),
             "--gateway-port",
+        ));
+        wanted.push((
+            (Ipv4Addr::UNSPECIFIED, self.https_port).into(),
+            "ingress gateway HTTPS".into(),
+            "--https-port",
         ));
         wanted.push((self.api_addr, "weftd API".into(), "--api-addr"));
         wanted.push((self.xds_addr, "weftd xDS".into(), "--xds-addr"));

@@ -22,7 +22,7 @@ fn sections<'a>(dump: &'a Value, kind: &'a str) -> impl Iterator<Item = &'a Valu
 }
 
 /// `section[list][*][inner]` over every dump of `kind`, for each of `lists`.
-fn collect(dump: &Value, kind: &str, lists: &[(&str, &[&str])]) -> Vec<Value> {
+pub(super) fn collect(dump: &Value, kind: &str, lists: &[(&str, &[&str])]) -> Vec<Value> {
     let mut found = Vec::new();
     for s in sections(dump, kind) {
         for (list, path) in lists {

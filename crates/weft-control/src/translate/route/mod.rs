@@ -25,6 +25,7 @@ mod testdata_check;
 mod tests;
 
 pub use retry::DEFAULT_RETRY_ON;
+pub use sidecar::explicit_passthrough;
 
 use crate::model::{MeshSnapshot, Proxy};
 use crate::registry::resolve_short_name;

@@ -87,9 +87,29 @@ pub fn route_match(m: Option<&HttpMatchRequest>) -> RouteMatch {
         return out;
     };
     for (name, value) in &m.headers {
+        // `@request.auth.claims.*` matches the verified JWT, not a header.
+        let claim = if is_presence(value) {
+            None
+        } else {
+            string_matcher(value)
+        };
+        if let Some(md) = crate::translate::authn::claims::claim_matcher(name, claim) {
+            out.dynamic_metadata.push(md);
+            continue;
+        }
         out.headers.push(header_matcher(name, value));
     }
     for (name, value) in &m.without_headers {
+        let claim = if is_presence(value) {
+            None
+        } else {
+            string_matcher(value)
+        };
+        if let Some(mut md) = crate::translate::authn::claims::claim_matcher(name, claim) {
+            md.invert = true;
+            out.dynamic_metadata.push(md);
+            continue;
+        }
         let mut h = header_matcher(name, value);
         h.invert_match = true;
         // A request without the header must match "withoutHeaders: {x: {exact: v}}";
@@ -134,7 +154,10 @@ pub fn is_catch_all(m: &RouteMatch) -> bool {
         Some(PathSpecifier::SafeRegex(r)) => r.regex == ".*",
         _ => false,
     };
-    all_paths && m.headers.is_empty() && m.query_parameters.is_empty()
+    all_paths
+        && m.headers.is_empty()
+        && m.query_parameters.is_empty()
+        && m.dynamic_metadata.is_empty()
 }
 
 #[cfg(test)]

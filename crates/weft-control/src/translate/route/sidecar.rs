@@ -10,6 +10,11 @@ use crate::model::{MeshSnapshot, Proxy};
 use crate::registry::Service;
 use crate::translate::names::{outbound_cluster, HTTP_PROXY_ROUTE, PASSTHROUGH_CLUSTER};
 use crate::translate::scope::Scope;
+use envoy_types::pb::envoy::config::cluster::v3::cluster::{LbConfig, OriginalDstLbConfig};
+use envoy_types::pb::envoy::config::cluster::v3::Cluster;
+use envoy_types::pb::envoy::config::core::v3::{
+    header_value_option::HeaderAppendAction, HeaderValue, HeaderValueOption,
+};
 use envoy_types::pb::envoy::config::route::v3::route::Action;
 use envoy_types::pb::envoy::config::route::v3::route_action::ClusterSpecifier;
 use envoy_types::pb::envoy::config::route::v3::route_match::PathSpecifier;
@@ -231,33 +236,46 @@ pub fn outbound(
         }
     }
     let mut out = dedupe(vhosts);
-    // REGISTRY_ONLY (a Sidecar's outboundTrafficPolicy) blocks unknown hosts in both modes.
-    out.push(catch_all(port.is_none() || !scope.allow_any()));
+    out.push(catch_all(scope.allow_any(), port.is_none()));
     out
 }
 
-/// Unknown hosts: transparent capture passes them through to where the application was
-/// going; an explicit HTTP proxy has no original destination, so it answers 502 like
-/// Istio's REGISTRY_ONLY mode.
-fn catch_all(explicit: bool) -> VirtualHost {
-    let (name, action) = if explicit {
-        (
-            "block_all",
-            Action::DirectResponse(DirectResponseAction {
-                status: 502,
-                body: None,
+/// Header an ORIGINAL_DST cluster with `use_http_header` takes its destination from.
+pub const ORIGINAL_DST_HOST: &str = "x-envoy-original-dst-host";
+
+/// Istio's catch-all virtual host for hosts outside the registry: `allow_any` to
+/// PassthroughCluster under ALLOW_ANY, `block_all` answering 502 under REGISTRY_ONLY.
+/// Transparent capture passes a request through to the address the application dialled;
+/// an explicit HTTP proxy has no such address, so its route names the destination from the
+/// request's authority (an `ip:port`, as ORIGINAL_DST clusters take it) in the header its
+/// PassthroughCluster reads (see [`explicit_passthrough`]).
+fn catch_all(allow_any: bool, explicit: bool) -> VirtualHost {
+    let (name, action, headers) = if allow_any {
+        let headers = if explicit {
+            vec![HeaderValueOption {
+                header: Some(HeaderValue {
+                    key: ORIGINAL_DST_HOST.into(),
+                    value: "%REQ(:AUTHORITY)%".into(),
+                    ..Default::default()
+                }),
+                append_action: HeaderAppendAction::OverwriteIfExistsOrAdd as i32,
                 ..Default::default()
-            }),
-        )
+            }]
+        } else {
+            Vec::new()
+        };
+        let action = Action::Route(RouteAction {
+            cluster_specifier: Some(ClusterSpecifier::Cluster(PASSTHROUGH_CLUSTER.into())),
+            timeout: Some(zero_duration()),
+            ..Default::default()
+        });
+        ("allow_any", action, headers)
     } else {
-        (
-            "allow_any",
-            Action::Route(RouteAction {
-                cluster_specifier: Some(ClusterSpecifier::Cluster(PASSTHROUGH_CLUSTER.into())),
-                timeout: Some(zero_duration()),
-                ..Default::default()
-            }),
-        )
+        let action = Action::DirectResponse(DirectResponseAction {
+            status: 502,
+            ..Default::default()
+        });
+        ("block_all", action, Vec::new())
     };
     vhost(
         name.into(),
@@ -266,9 +284,24 @@ fn catch_all(explicit: bool) -> VirtualHost {
             name: name.into(),
             r#match: Some(prefix_all()),
             action: Some(action),
+            request_headers_to_add: headers,
             ..Default::default()
         }],
     )
+}
+
+/// An explicit-mode sidecar's PassthroughCluster reads its destination from the header the
+/// `allow_any` route sets (a client cannot steer it elsewhere: the route overwrites it).
+pub fn explicit_passthrough(clusters: &mut [Cluster]) {
+    for c in clusters
+        .iter_mut()
+        .filter(|c| c.name == PASSTHROUGH_CLUSTER)
+    {
+        c.lb_config = Some(LbConfig::OriginalDstLbConfig(OriginalDstLbConfig {
+            use_http_header: true,
+            ..Default::default()
+        }));
+    }
 }
 
 /// Whether this route table name is a sidecar outbound one, and for which port.

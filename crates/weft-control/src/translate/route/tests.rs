@@ -58,13 +58,12 @@ pub(super) fn http_service(host: &str, ports: &[u32]) -> Service {
 
 /// Bookinfo's four services, as their ServiceEntries/Kubernetes Services would register them.
 pub(super) fn bookinfo_registry() -> Registry {
-    Registry {
-        services: ["productpage", "reviews", "ratings", "details"]
-            .iter()
-            .map(|s| http_service(&format!("{s}.default.svc.cluster.local"), &[9080]))
-            .collect(),
-        ..Default::default()
-    }
+    let mut registry = Registry::default();
+    registry.services = ["productpage", "reviews", "ratings", "details"]
+        .iter()
+        .map(|s| http_service(&format!("{s}.default.svc.cluster.local"), &[9080]))
+        .collect();
+    registry
 }
 
 pub(super) fn snapshot(resources: Vec<Resource>, registry: Registry) -> MeshSnapshot {
@@ -189,7 +188,7 @@ fn jason_goes_to_reviews_v2_everyone_else_to_v3() {
     assert_eq!(retry.retry_on, DEFAULT_RETRY_ON);
     assert_eq!(retry.num_retries.unwrap().value, 2);
     assert_eq!(retry.retriable_status_codes, [503]);
-    assert_eq!(rc.virtual_hosts.last().unwrap().name, "block_all");
+    assert_eq!(rc.virtual_hosts.last().unwrap().name, "allow_any");
 }
 
 #[test]

@@ -80,17 +80,14 @@ pub fn cluster(c: &Cluster) -> Result<model::Cluster> {
             ));
         }
     }
-    if !c.transport_socket_matches.is_empty() {
-        return Err(unsupported(
-            "transport_socket_matches",
-            "per-endpoint transport sockets",
-        ));
-    }
+    let transport_socket_matches =
+        super::tls::transport_socket_matches(&c.transport_socket_matches)?;
     let tls = c
         .transport_socket
         .as_ref()
-        .map(|s| super::tls::upstream("transport_socket", s))
-        .transpose()?;
+        .map(|s| super::tls::cluster_socket("transport_socket", s))
+        .transpose()?
+        .flatten();
     let outlier_detection = c
         .outlier_detection
         .as_ref()
@@ -110,6 +107,7 @@ pub fn cluster(c: &Cluster) -> Result<model::Cluster> {
     rest.lb_config = None;
     rest.load_assignment = None;
     rest.transport_socket = None;
+    rest.transport_socket_matches.clear();
     rest.connect_timeout = None;
     rest.typed_extension_protocol_options.clear();
     rest.circuit_breakers = None;
@@ -138,6 +136,7 @@ pub fn cluster(c: &Cluster) -> Result<model::Cluster> {
         idle_timeout: http.idle_timeout,
         max_requests_per_connection: http.max_requests_per_connection,
         tls,
+        transport_socket_matches,
     })
 }
 

@@ -2,10 +2,22 @@
 
 use super::{fields, listener::ip_port, reject_rest, unsupported, Result};
 use crate::model::{Endpoint, LoadAssignment};
-use envoy_types::pb::envoy::config::core::v3::HealthStatus;
+use envoy_types::pb::envoy::config::core::v3::{HealthStatus, Metadata};
 use envoy_types::pb::envoy::config::endpoint::v3::{
     lb_endpoint::HostIdentifier, ClusterLoadAssignment,
 };
+use envoy_types::pb::google::protobuf::value::Kind;
+use std::sync::Arc;
+
+/// `filter_metadata.istio.workload`, the telemetry metadata Istio puts on endpoints; any
+/// other shape is left alone, as Istio's proxy ignores it.
+fn istio_workload(m: Option<&Metadata>) -> Option<Arc<str>> {
+    let value = m?.filter_metadata.get("istio")?.fields.get("workload")?;
+    match &value.kind {
+        Some(Kind::StringValue(s)) => Some(Arc::from(s.as_str())),
+        _ => None,
+    }
+}
 
 /// Converts one EDS resource (or a cluster's inline `load_assignment`).
 pub fn load_assignment(la: &ClusterLoadAssignment) -> Result<LoadAssignment> {
@@ -39,6 +51,8 @@ pub fn load_assignment(la: &ClusterLoadAssignment) -> Result<LoadAssignment> {
                 port,
                 weight: e.load_balancing_weight.map_or(1, |w| w.value.max(1)),
                 healthy,
+                workload: istio_workload(e.metadata.as_ref()),
+                transport_socket_match: super::tls::socket_match_metadata(e.metadata.as_ref()),
             });
         }
         let mut rest = locality.clone();

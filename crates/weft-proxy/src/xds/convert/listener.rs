@@ -4,8 +4,9 @@
 
 use super::{at, fields, invalid, reject_rest, route, type_name, unpack, unsupported, Result};
 use crate::model::{
-    self, listener::CidrRange, Codec, HttpConnectionManager, NetworkFilter, RouteSource,
-    WeightedCluster,
+    self,
+    listener::{CidrRange, Forwarding},
+    Codec, HttpConnectionManager, NetworkFilter, RouteSource, WeightedCluster,
 };
 use envoy_types::pb::envoy::config::core::v3::{
     address::Address as AddressKind, config_source::ConfigSourceSpecifier, socket_address, Address,
@@ -144,16 +145,15 @@ fn filter_chain(chain_field: &str, chain: &FilterChain) -> Result<model::FilterC
         Some(m) => filter_chain_match(&at(chain_field, "filter_chain_match"), m)?,
         None => model::FilterChainMatch::default(),
     };
-    let [f] = chain.filters.as_slice() else {
+    // Network RBAC filters may come first; the last filter serves the connection.
+    let Some((f, leading)) = chain.filters.split_last() else {
         return Err(unsupported(
             at(chain_field, "filters"),
-            format!(
-                "{} network filters (exactly one is supported)",
-                chain.filters.len()
-            ),
+            "0 network filters (exactly one terminal filter is supported)",
         ));
     };
-    let field = at(chain_field, "filters[0]");
+    let rbac = network_rbac(chain_field, leading)?;
+    let field = at(chain_field, format!("filters[{}]", leading.len()));
     let Some(filter::ConfigType::TypedConfig(any)) = &f.config_type else {
         return Err(invalid(
             field,
@@ -161,11 +161,21 @@ fn filter_chain(chain_field: &str, chain: &FilterChain) -> Result<model::FilterC
         ));
     };
     let filter = match type_name(any) {
+        HCM_TYPE if !rbac.is_empty() => {
+            return Err(unsupported(
+                at(chain_field, "filters[0]"),
+                "network RBAC before the HTTP connection manager",
+            ))
+        }
         HCM_TYPE => NetworkFilter::Http(Arc::new(http_connection_manager(
             &field,
             &unpack::<HcmProto>(&field, any, HCM_TYPE)?,
         )?)),
-        TCP_PROXY_TYPE => tcp_proxy(&field, &unpack::<TcpProxy>(&field, any, TCP_PROXY_TYPE)?)?,
+        TCP_PROXY_TYPE => tcp_proxy(
+            &field,
+            &unpack::<TcpProxy>(&field, any, TCP_PROXY_TYPE)?,
+            rbac,
+        )?,
         other => return Err(unsupported(field, format!("network filter {other}"))),
     };
     Ok(model::FilterChain {
@@ -218,7 +228,7 @@ fn filter_chain_match(field: &str, m: &FilterChainMatchProto) -> Result<model::F
     })
 }
 
-fn cidr(field: &str, r: &CidrRangeProto) -> Result<CidrRange> {
+pub(crate) fn cidr(field: &str, r: &CidrRangeProto) -> Result<CidrRange> {
     let address_prefix: IpAddr = r.address_prefix.parse().map_err(|_| {
         invalid(
             at(field, "address_prefix"),
@@ -305,7 +315,8 @@ fn http_connection_manager(field: &str, h: &HcmProto) -> Result<HttpConnectionMa
             ))
         }
     };
-    http_filters(&at(&field, "http_filters"), &h.http_filters)?;
+    let rbac = http_filters(&at(&field, "http_filters"), &h.http_filters)?;
+    let jwt = crate::jwt::from_http_filters(&at(&field, "http_filters"), &h.http_filters)?;
     let codec = match CodecType::try_from(h.codec_type) {
         Ok(CodecType::Auto) => Codec::Auto,
         Ok(CodecType::Http1) => Codec::Http1,
@@ -332,10 +343,16 @@ fn http_connection_manager(field: &str, h: &HcmProto) -> Result<HttpConnectionMa
     rest.http_filters.clear();
     rest.stat_prefix.clear();
     rest.codec_type = 0;
-    // A sidecar trusts x-forwarded-for either way and weft-proxy always generates a
-    // request id when there is none; path normalization is what hyper already enforces
-    // for origin-form paths.
+    let forwarding = Forwarding {
+        use_remote_address: h.use_remote_address.is_some_and(|b| b.value),
+        xff_num_trusted_hops: h.xff_num_trusted_hops,
+        skip_xff_append: h.skip_xff_append,
+    };
     rest.use_remote_address = None;
+    rest.xff_num_trusted_hops = 0;
+    rest.skip_xff_append = false;
+    // weft-proxy always generates a request id when there is none; path normalization is
+    // what hyper already enforces for origin-form paths.
     rest.generate_request_id = None;
     rest.normalize_path = None;
     reject_rest(&field, &rest, fields::HCM)?;
@@ -344,11 +361,15 @@ fn http_connection_manager(field: &str, h: &HcmProto) -> Result<HttpConnectionMa
         routes,
         codec,
         upgrades,
+        rbac,
+        jwt,
+        forwarding,
     })
 }
 
-/// Only the router, optionally after empty fault/CORS filters, is honoured.
-fn http_filters(field: &str, filters: &[HttpFilter]) -> Result<()> {
+/// The router last; before it empty fault/CORS filters and RBAC filters (returned in
+/// order).
+fn http_filters(field: &str, filters: &[HttpFilter]) -> Result<Vec<Arc<crate::rbac::RbacFilter>>> {
     let Some((last, before)) = filters.split_last() else {
         return Err(invalid(field, "no HTTP filters: the router is required"));
     };
@@ -362,8 +383,24 @@ fn http_filters(field: &str, filters: &[HttpFilter]) -> Result<()> {
             format!("last HTTP filter {} (must be the router)", last.name),
         ));
     }
+    let mut rbac = Vec::new();
     for (i, f) in before.iter().enumerate() {
-        let inert = config(f)
+        let any = config(f);
+        // Converted by `crate::jwt::from_http_filters`.
+        if any.as_ref().map(type_name) == Some(crate::jwt::JWT_AUTHN_TYPE) {
+            continue;
+        }
+        if let Some(any) = any
+            .as_ref()
+            .filter(|a| type_name(a) == crate::rbac::convert::HTTP_RBAC_TYPE)
+        {
+            let at_filter = format!("{field}[{i}].typed_config");
+            rbac.push(Arc::new(crate::rbac::convert::http_filter(
+                &at_filter, any,
+            )?));
+            continue;
+        }
+        let inert = any
             .is_some_and(|any| INERT_WHEN_EMPTY.contains(&type_name(&any)) && any.value.is_empty());
         if !inert {
             return Err(unsupported(
@@ -372,10 +409,40 @@ fn http_filters(field: &str, filters: &[HttpFilter]) -> Result<()> {
             ));
         }
     }
-    Ok(())
+    Ok(rbac)
 }
 
-fn tcp_proxy(field: &str, t: &TcpProxy) -> Result<NetworkFilter> {
+/// `envoy.filters.network.rbac` filters ahead of a chain's terminal filter.
+fn network_rbac(
+    chain_field: &str,
+    filters: &[envoy_types::pb::envoy::config::listener::v3::Filter],
+) -> Result<Vec<Arc<crate::rbac::RbacFilter>>> {
+    filters
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let field = at(chain_field, format!("filters[{i}]"));
+            match &f.config_type {
+                Some(filter::ConfigType::TypedConfig(any))
+                    if type_name(any) == crate::rbac::convert::NETWORK_RBAC_TYPE =>
+                {
+                    crate::rbac::convert::network_filter(&at(&field, "typed_config"), any)
+                        .map(Arc::new)
+                }
+                _ => Err(unsupported(
+                    field,
+                    format!("network filter {} before the terminal filter", f.name),
+                )),
+            }
+        })
+        .collect()
+}
+
+fn tcp_proxy(
+    field: &str,
+    t: &TcpProxy,
+    rbac: Vec<Arc<crate::rbac::RbacFilter>>,
+) -> Result<NetworkFilter> {
     let field = at(field, "typed_config");
     let clusters = match &t.cluster_specifier {
         Some(ClusterSpecifier::Cluster(c)) => vec![WeightedCluster {
@@ -399,6 +466,7 @@ fn tcp_proxy(field: &str, t: &TcpProxy) -> Result<NetworkFilter> {
     Ok(NetworkFilter::TcpProxy {
         stat_prefix: t.stat_prefix.clone(),
         clusters,
+        rbac,
     })
 }
 

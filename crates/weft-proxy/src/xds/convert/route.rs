@@ -15,6 +15,7 @@ use crate::model::{
     RouteMatch, StringMatch, VirtualHost,
 };
 use envoy_types::pb::envoy::config::core::v3::data_source::Specifier;
+use envoy_types::pb::envoy::config::route::v3::virtual_host::TlsRequirementType;
 use envoy_types::pb::envoy::config::route::v3::{
     header_matcher::HeaderMatchSpecifier, query_parameter_matcher::QueryParameterMatchSpecifier,
     redirect_action, route::Action as ActionProto, route_match::PathSpecifier,
@@ -71,12 +72,17 @@ fn virtual_host(field: &str, vh: &VhProto) -> Result<VirtualHost> {
     if vh.domains.is_empty() {
         return Err(invalid(at(field, "domains"), "no domains"));
     }
-    let routes = vh
+    let mut routes: Vec<Route> = vh
         .routes
         .iter()
         .enumerate()
         .map(|(i, r)| route(&format!("{field}.routes[{i}]"), r))
         .collect::<Result<_>>()?;
+    match TlsRequirementType::try_from(vh.require_tls) {
+        Ok(TlsRequirementType::None) => {}
+        Ok(TlsRequirementType::All) => routes.insert(0, tls_redirect()),
+        _ => return Err(unsupported(at(field, "require_tls"), "EXTERNAL_ONLY")),
+    }
     let headers = headers::mutations(
         field,
         &vh.request_headers_to_add,
@@ -103,6 +109,7 @@ fn virtual_host(field: &str, vh: &VhProto) -> Result<VirtualHost> {
     rest.typed_per_filter_config.clear();
     rest.retry_policy = None;
     rest.request_mirror_policies.clear();
+    rest.require_tls = 0;
     reject_rest(field, &rest, fields::VIRTUAL_HOST)?;
     Ok(VirtualHost {
         name: vh.name.clone(),
@@ -115,6 +122,38 @@ fn virtual_host(field: &str, vh: &VhProto) -> Result<VirtualHost> {
         retry_policy,
         mirrors,
     })
+}
+
+/// `require_tls: ALL` as Envoy applies it, before any route: a request whose
+/// `x-forwarded-proto` is not `https` gets a 301 to the same host and path over https.
+fn tls_redirect() -> Route {
+    Route {
+        name: "require_tls".into(),
+        matcher: RouteMatch {
+            path: PathMatch::Prefix("/".into()),
+            case_sensitive: true,
+            headers: vec![HeaderMatcher {
+                name: ":scheme".into(),
+                matcher: HeaderMatch::Value {
+                    matcher: StringMatch::Exact("https".into()),
+                    ignore_case: false,
+                },
+                invert: true,
+                treat_missing_as_empty: false,
+            }],
+            query_parameters: Vec::new(),
+        },
+        action: Action::Redirect(Redirect {
+            scheme: Some("https".into()),
+            host: None,
+            port: None,
+            path: None,
+            strip_query: false,
+            status: 301,
+        }),
+        headers: Default::default(),
+        filters: Default::default(),
+    }
 }
 
 fn route(field: &str, r: &RouteProto) -> Result<Route> {

@@ -133,7 +133,14 @@ pub fn value_parts(field: &str, raw: &str) -> Result<Vec<ValuePart>> {
                 ValuePart::DownstreamRemoteAddressWithoutPort
             }
             c if c.starts_with("REQ(") && c.ends_with(')') => {
-                ValuePart::RequestHeader(c[4..c.len() - 1].to_ascii_lowercase())
+                let name = c[4..c.len() - 1].to_ascii_lowercase();
+                // Envoy's `:authority` pseudo-header is the Host header here.
+                let name = if name == ":authority" {
+                    "host".to_owned()
+                } else {
+                    name
+                };
+                ValuePart::RequestHeader(name)
             }
             other => {
                 return Err(unsupported(
@@ -250,6 +257,10 @@ mod tests {
         assert_eq!(
             value_parts("v", "%REQ(X-User)%").unwrap(),
             [ValuePart::RequestHeader("x-user".into())]
+        );
+        assert_eq!(
+            value_parts("v", "%REQ(:AUTHORITY)%").unwrap(),
+            [ValuePart::RequestHeader("host".into())]
         );
         assert!(value_parts("v", "%START_TIME%").is_err());
         assert_eq!(

@@ -197,15 +197,15 @@ fn http_listener_with_inline_routes_converts() {
 
 #[test]
 fn unknown_http_filters_and_listener_features_are_refused() {
-    let jwt = http_filter(
-        "jwt",
-        "envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication",
+    let ext_authz = http_filter(
+        "ext_authz",
+        "envoy.extensions.filters.http.ext_authz.v3.ExtAuthz",
         vec![],
     );
-    let err = listener::listener(&hcm_listener(vec![jwt, router()])).unwrap_err();
+    let err = listener::listener(&hcm_listener(vec![ext_authz, router()])).unwrap_err();
     assert_eq!(
         err.to_string(),
-        "filter_chains[0].filters[0].typed_config.http_filters[0]: unsupported: HTTP filter jwt"
+        "filter_chains[0].filters[0].typed_config.http_filters[0]: unsupported: HTTP filter ext_authz"
     );
     let mut l = hcm_listener(vec![router()]);
     l.freebind = Some(BoolValue { value: true });

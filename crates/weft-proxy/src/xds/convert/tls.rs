@@ -153,7 +153,7 @@ pub fn downstream(field: &str, socket: &TransportSocket) -> Result<model::Downst
     if common
         .validation
         .as_ref()
-        .is_some_and(|v| !v.dns_sans.is_empty())
+        .is_some_and(|v| !v.dns_sans.is_empty() || !v.uri_sans.is_empty())
     {
         return Err(unsupported(
             at(&field, "common_tls_context"),
@@ -213,12 +213,14 @@ fn common(parent: &str, c: Option<&CommonTlsContext>) -> Result<Common> {
                 s,
             )?)),
             dns_sans: Vec::new(),
+            uri_sans: Vec::new(),
         }),
         Some(ValidationContextType::ValidationContext(v)) => {
-            let (ca, dns_sans) = validation_context(&at(&field, "validation_context"), v)?;
+            let (ca, sans) = validation_context(&at(&field, "validation_context"), v)?;
             Some(Validation {
                 trusted_ca: ca.map(CaSource::Pem),
-                dns_sans,
+                dns_sans: sans.dns,
+                uri_sans: sans.uri,
             })
         }
         Some(ValidationContextType::CombinedValidationContext(cv)) => {
@@ -227,9 +229,9 @@ fn common(parent: &str, c: Option<&CommonTlsContext>) -> Result<Common> {
             rest.default_validation_context = None;
             rest.validation_context_sds_secret_config = None;
             reject_rest(&f, &rest, &[(3, "validation_context_certificate_provider")])?;
-            let (ca, dns_sans) = match &cv.default_validation_context {
+            let (ca, sans) = match &cv.default_validation_context {
                 Some(v) => validation_context(&at(&f, "default_validation_context"), v)?,
-                None => (None, Vec::new()),
+                None => (None, Sans::default()),
             };
             if ca.is_some() {
                 return Err(unsupported(
@@ -248,7 +250,8 @@ fn common(parent: &str, c: Option<&CommonTlsContext>) -> Result<Common> {
                     &at(&f, "validation_context_sds_secret_config"),
                     s,
                 )?)),
-                dns_sans,
+                dns_sans: sans.dns,
+                uri_sans: sans.uri,
             })
         }
         Some(_) => {
@@ -285,11 +288,19 @@ fn sds(field: &str, s: &SdsSecretConfig) -> Result<String> {
     }
 }
 
-/// `trusted_ca` (PEM) and exact DNS SAN matchers of a `CertificateValidationContext`.
+/// Exact SAN matchers by type.
+#[derive(Default)]
+struct Sans {
+    dns: Vec<String>,
+    uri: Vec<String>,
+}
+
+/// `trusted_ca` (PEM) and exact DNS and URI SAN matchers of a
+/// `CertificateValidationContext`.
 fn validation_context(
     field: &str,
     v: &CertificateValidationContext,
-) -> Result<(Option<Vec<u8>>, Vec<String>)> {
+) -> Result<(Option<Vec<u8>>, Sans)> {
     let mut rest = v.clone();
     rest.trusted_ca = None;
     rest.match_typed_subject_alt_names.clear();
@@ -299,17 +310,18 @@ fn validation_context(
         .as_ref()
         .map(|d| data_source(&at(field, "trusted_ca"), d))
         .transpose()?;
-    let mut sans = Vec::new();
+    let mut sans = Sans::default();
     for (i, m) in v.match_typed_subject_alt_names.iter().enumerate() {
         let f = at(field, format!("match_typed_subject_alt_names[{i}]"));
         let exact = match m.matcher.as_ref().and_then(|m| m.match_pattern.as_ref()) {
             Some(MatchPattern::Exact(e)) if !m.matcher.as_ref().is_some_and(|m| m.ignore_case) => e,
             _ => return Err(unsupported(f, "SAN matchers other than exact")),
         };
-        if m.san_type != SanType::Dns as i32 {
-            return Err(unsupported(f, "SAN types other than DNS"));
+        match SanType::try_from(m.san_type) {
+            Ok(SanType::Dns) => sans.dns.push(exact.clone()),
+            Ok(SanType::Uri) => sans.uri.push(exact.clone()),
+            _ => return Err(unsupported(f, "SAN types other than DNS and URI")),
         }
-        sans.push(exact.clone());
     }
     Ok((ca, sans))
 }
@@ -327,6 +339,72 @@ fn data_source(field: &str, d: &DataSource) -> Result<Vec<u8>> {
         }
         None => Err(invalid(field, "empty data source")),
     }
+}
+
+/// `envoy.transport_sockets.raw_buffer`: plain text, the default transport.
+pub const RAW_BUFFER_SOCKET: &str = "envoy.transport_sockets.raw_buffer";
+/// Endpoint metadata namespace `transport_socket_matches` select by.
+pub const TRANSPORT_SOCKET_MATCH: &str = "envoy.transport_socket_match";
+
+/// A cluster's transport socket: TLS, or None for `raw_buffer` (plain text).
+pub fn cluster_socket(field: &str, socket: &TransportSocket) -> Result<Option<model::UpstreamTls>> {
+    let raw = socket.name == RAW_BUFFER_SOCKET
+        || matches!(&socket.config_type, Some(transport_socket::ConfigType::TypedConfig(any))
+            if any.type_url.ends_with("envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer"));
+    if raw {
+        return Ok(None);
+    }
+    upstream(field, socket).map(Some)
+}
+
+/// `transport_socket_matches` of a cluster.
+pub fn transport_socket_matches(
+    matches: &[envoy_types::pb::envoy::config::cluster::v3::cluster::TransportSocketMatch],
+) -> Result<Vec<model::cluster::TransportSocketMatch>> {
+    matches
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let field = format!("transport_socket_matches[{i}]");
+            let Some(socket) = &m.transport_socket else {
+                return Err(invalid(at(&field, "transport_socket"), "missing"));
+            };
+            Ok(model::cluster::TransportSocketMatch {
+                name: m.name.clone(),
+                criteria: m.r#match.as_ref().map(strings).unwrap_or_default(),
+                tls: cluster_socket(&at(&field, "transport_socket"), socket)?,
+            })
+        })
+        .collect()
+}
+
+/// An endpoint's `envoy.transport_socket_match` metadata.
+pub fn socket_match_metadata(
+    m: Option<&envoy_types::pb::envoy::config::core::v3::Metadata>,
+) -> std::collections::BTreeMap<String, String> {
+    m.and_then(|m| m.filter_metadata.get(TRANSPORT_SOCKET_MATCH))
+        .map(strings)
+        .unwrap_or_default()
+}
+
+/// A struct's fields as strings, so criteria and metadata compare alike: strings as they
+/// are, numbers and booleans in their JSON form; nested values are not matched on.
+fn strings(
+    s: &envoy_types::pb::google::protobuf::Struct,
+) -> std::collections::BTreeMap<String, String> {
+    use envoy_types::pb::google::protobuf::value::Kind;
+    s.fields
+        .iter()
+        .filter_map(|(k, v)| {
+            let v = match v.kind.as_ref()? {
+                Kind::StringValue(s) => s.clone(),
+                Kind::NumberValue(n) => serde_json::Number::from_f64(*n)?.to_string(),
+                Kind::BoolValue(b) => b.to_string(),
+                _ => return None,
+            };
+            Some((k.clone(), v))
+        })
+        .collect()
 }
 
 /// Converts one SDS resource.
@@ -347,10 +425,17 @@ pub fn secret(s: &Secret) -> Result<model::Secret> {
             })
         }
         Some(secret::Type::ValidationContext(v)) => {
-            let (ca, dns_sans) = validation_context("validation_context", v)?;
+            let (ca, sans) = validation_context("validation_context", v)?;
             let Some(trusted_ca) = ca else {
                 return Err(invalid("validation_context.trusted_ca", "missing"));
             };
+            if !sans.uri.is_empty() {
+                return Err(unsupported(
+                    "validation_context.match_typed_subject_alt_names",
+                    "URI SAN matchers in a secret (put them in the cluster's context)",
+                ));
+            }
+            let dns_sans = sans.dns;
             Ok(model::Secret::ValidationContext {
                 trusted_ca,
                 dns_sans,

@@ -219,3 +219,77 @@ fn secrets_from_inline_bytes_strings_and_files() {
     let err = secret(&missing).unwrap_err().to_string();
     assert_eq!(err, "tls_certificate.certificate_chain: invalid: missing");
 }
+
+/// Istio's auto mTLS cluster: ISTIO_MUTUAL for `tlsMode: istio` endpoints (SPIFFE ids as
+/// URI SAN matchers), plain text (`raw_buffer`) for the rest.
+#[test]
+fn auto_mtls_transport_socket_matches() {
+    use envoy_types::pb::envoy::config::cluster::v3::cluster::TransportSocketMatch;
+    use envoy_types::pb::google::protobuf::{value::Kind, Struct, Value};
+    let uri = SubjectAltNameMatcher {
+        san_type: SanType::Uri as i32,
+        ..dns("spiffe://cluster.local/ns/default/sa/reviews")
+    };
+    let mutual = UpstreamTlsContext {
+        sni: "outbound_.9080_._.reviews.default.svc.cluster.local".into(),
+        common_tls_context: Some(CommonTlsContext {
+            tls_certificate_sds_secret_configs: vec![ads("default")],
+            validation_context_type: Some(ValidationContextType::CombinedValidationContext(
+                CombinedCertificateValidationContext {
+                    default_validation_context: Some(CertificateValidationContext {
+                        match_typed_subject_alt_names: vec![uri],
+                        ..Default::default()
+                    }),
+                    validation_context_sds_secret_config: Some(ads("ROOTCA")),
+                    ..Default::default()
+                },
+            )),
+            alpn_protocols: vec!["istio-peer-exchange".into(), "istio".into()],
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let istio = Struct {
+        fields: [(
+            "tlsMode".to_string(),
+            Value {
+                kind: Some(Kind::StringValue("istio".into())),
+            },
+        )]
+        .into_iter()
+        .collect(),
+    };
+    let raw = TransportSocket {
+        name: RAW_BUFFER_SOCKET.into(),
+        config_type: None,
+    };
+    let matches = transport_socket_matches(&[
+        TransportSocketMatch {
+            name: "tlsMode-istio".into(),
+            r#match: Some(istio.clone()),
+            transport_socket: Some(socket(UPSTREAM_TLS_CONTEXT, &mutual)),
+        },
+        TransportSocketMatch {
+            name: "tlsMode-disabled".into(),
+            r#match: Some(Struct::default()),
+            transport_socket: Some(raw),
+        },
+    ])
+    .unwrap();
+    assert_eq!(matches.len(), 2);
+    assert_eq!(matches[0].criteria["tlsMode"], "istio");
+    let tls = matches[0].tls.as_ref().unwrap();
+    let v = tls.validation.as_ref().unwrap();
+    assert_eq!(v.uri_sans, ["spiffe://cluster.local/ns/default/sa/reviews"]);
+    assert!(v.dns_sans.is_empty());
+    assert_eq!(tls.certificate.as_deref(), Some("default"));
+    assert!(matches[1].criteria.is_empty() && matches[1].tls.is_none());
+    // The endpoint side: its metadata as the matches read it.
+    let metadata = envoy_types::pb::envoy::config::core::v3::Metadata {
+        filter_metadata: [(TRANSPORT_SOCKET_MATCH.to_string(), istio)]
+            .into_iter()
+            .collect(),
+        ..Default::default()
+    };
+    assert_eq!(socket_match_metadata(Some(&metadata))["tlsMode"], "istio");
+}

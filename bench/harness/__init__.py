@@ -1,0 +1,1 @@
+"""Pieces of the data-plane benchmark: processes, topology, load generator, report."""

@@ -354,7 +354,6 @@ fn certificate_rotation_under_load_fails_no_request() {
 }
 
 #[test]
-#[ignore = "Envoy's SDS fetch of its certificate from weftd times out for now (weftd's SDS for Envoy is in progress); run with --ignored"]
 fn weft_proxy_and_envoy_talk_mutual_tls_both_ways() {
     let s = setup("24h");
     // ratings: served behind a real Envoy sidecar, in the same STRICT mesh.

@@ -298,54 +298,6 @@ fn mtls_pair(plane: DataPlane, bin: PathBuf) {
     assert!(again.0.contains(" 200 "), "{again:?}");
 }
 
-/// The cost of mesh mTLS per request: the same pair, sequential requests (a new
-/// downstream connection each, pooled upstream connections), first with STRICT mTLS, then
-/// with mTLS off on both sides (PeerAuthentication DISABLE, DestinationRule tls DISABLE).
-/// Prints the mean latency of each; run with `--ignored --nocapture`.
-#[test]
-#[ignore = "a measurement, not a check"]
-fn mtls_cost_per_request_envoy() {
-    let Some(bin) = envoy::find() else {
-        return;
-    };
-    let (pair, _) = Pair::start(DataPlane::Envoy, &bin);
-    let mean = |n: u32| {
-        let start = Instant::now();
-        for _ in 0..n {
-            let (status, _) = get_via(pair.outbound, URL).expect("an answer");
-            assert!(status.contains(" 200 "), "{status}");
-        }
-        start.elapsed() / n
-    };
-    mean(50);
-    let with_mtls = mean(1000);
-    let plain = "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\n\
-        metadata: {name: default, namespace: istio-system}\nspec:\n  mtls: {mode: DISABLE}\n---\n\
-        apiVersion: networking.istio.io/v1\nkind: DestinationRule\n\
-        metadata: {name: server, namespace: default}\n\
-        spec:\n  host: server.default.svc.cluster.local\n  trafficPolicy: {tls: {mode: DISABLE}}\n";
-    pair.weftd
-        .weft_stdin(&["apply", "-f", "-"], Some(plain))
-        .ok();
-    // Wait until plain text is served and the client no longer handshakes.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while plaintext_answer(pair.inbound).as_deref() != Some("HTTP/1.1 200 OK") {
-        assert!(Instant::now() < deadline, "DISABLE never applied");
-        std::thread::sleep(Duration::from_millis(250));
-    }
-    std::thread::sleep(Duration::from_secs(2));
-    pair.wait_for_200();
-    let before = stat(&pair.client, "ssl.handshake", "cluster.outbound|80||server");
-    mean(50);
-    let without = mean(1000);
-    let after = stat(&pair.client, "ssl.handshake", "cluster.outbound|80||server");
-    assert_eq!(before, after, "the plain text run still used TLS");
-    println!(
-        "mean latency per request through two Envoy sidecars: mTLS {with_mtls:?}, plain text {without:?}, difference {:?}",
-        with_mtls.saturating_sub(without)
-    );
-}
-
 #[test]
 fn envoy_sidecars_talk_mtls_and_strict_refuses_plaintext() {
     let Some(bin) = envoy::find() else {

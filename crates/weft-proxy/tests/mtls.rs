@@ -76,29 +76,14 @@ fn token(weftd: &Weftd, sa: &str, dir: &Path) -> PathBuf {
 /// A weft-proxy sidecar of WorkloadGroup `group` with the bootstrap token in `token`.
 fn sidecar(weftd: &Weftd, group: &str, app_port: Option<u16>, token: &Path, ttl: &str) -> Proxy {
     let (outbound, admin) = (free_port(), free_port());
-    let xds = weftd.xds_addr().to_string();
-    let (outbound_s, admin_s) = (outbound.to_string(), admin.to_string());
-    let mut args = vec![
-        "bootstrap",
-        "envoy",
-        "--workload-group",
+    let file = write_bootstrap(
+        weftd,
         group,
-        "--capture",
-        "explicit",
-        "--outbound-port",
-        &outbound_s,
-        "--admin-port",
-        &admin_s,
-        "--xds",
-        &xds,
-    ];
-    let app = app_port.map(|p| format!("http={p}"));
-    if let Some(app) = &app {
-        args.extend(["--app-port", app]);
-    }
-    let bootstrap = weftd.weft(&args).ok().to_string();
-    let file = weftd.scratch().join(format!("{group}.yaml"));
-    std::fs::write(&file, bootstrap).unwrap();
+        (outbound, admin),
+        app_port,
+        &["--capture", "explicit"],
+        group,
+    );
     let log = weftd.scratch().join(format!("{group}.log"));
     let child = Command::new(env!("CARGO_BIN_EXE_weft-proxy"))
         .arg("--bootstrap")
@@ -124,6 +109,40 @@ fn sidecar(weftd: &Weftd, group: &str, app_port: Option<u16>, token: &Path, ttl:
     }
 }
 
+/// `weft bootstrap envoy` for WorkloadGroup `group` (outbound and admin ports, the app's
+/// port if any, `extra` flags), written to `<name>.yaml` in weftd's scratch dir.
+fn write_bootstrap(
+    weftd: &Weftd,
+    group: &str,
+    (outbound, admin): (u16, u16),
+    app_port: Option<u16>,
+    extra: &[&str],
+    name: &str,
+) -> std::path::PathBuf {
+    let xds = weftd.xds_addr().to_string();
+    let (outbound, admin) = (outbound.to_string(), admin.to_string());
+    let mut args = vec![
+        "bootstrap",
+        "envoy",
+        "--workload-group",
+        group,
+        "--outbound-port",
+        &outbound,
+        "--admin-port",
+        &admin,
+        "--xds",
+        &xds,
+    ];
+    args.extend_from_slice(extra);
+    let app = app_port.map(|p| format!("http={p}"));
+    if let Some(app) = &app {
+        args.extend(["--app-port", app]);
+    }
+    let file = weftd.scratch().join(format!("{name}.yaml"));
+    std::fs::write(&file, weftd.weft(&args).ok()).unwrap();
+    file
+}
+
 /// A real Envoy sidecar of WorkloadGroup `group`; weftd serves it its certificate over
 /// SDS. None when Envoy is not installed.
 fn envoy_sidecar(weftd: &Weftd, group: &str, app_port: Option<u16>) -> Option<Proxy> {
@@ -131,29 +150,14 @@ fn envoy_sidecar(weftd: &Weftd, group: &str, app_port: Option<u16>) -> Option<Pr
     let token = token(weftd, group, weftd.scratch());
     let token = token.display().to_string();
     let (outbound, admin) = (free_port(), free_port());
-    let xds = weftd.xds_addr().to_string();
-    let (outbound_s, admin_s) = (outbound.to_string(), admin.to_string());
-    let mut args = vec![
-        "bootstrap",
-        "envoy",
-        "--workload-group",
+    let file = write_bootstrap(
+        weftd,
         group,
-        "--outbound-port",
-        &outbound_s,
-        "--admin-port",
-        &admin_s,
-        "--xds",
-        &xds,
-        "--token-file",
-        &token,
-    ];
-    let app = app_port.map(|p| format!("http={p}"));
-    if let Some(app) = &app {
-        args.extend(["--app-port", app]);
-    }
-    let bootstrap = weftd.weft(&args).ok().to_string();
-    let file = weftd.scratch().join(format!("{group}-envoy.yaml"));
-    std::fs::write(&file, bootstrap).unwrap();
+        (outbound, admin),
+        app_port,
+        &["--token-file", &token],
+        &format!("{group}-envoy"),
+    );
     let log = weftd.scratch().join(format!("{group}-envoy.log"));
     let child = Command::new(envoy)
         .arg("-c")

@@ -256,48 +256,42 @@ spec:
   subsets:
   - name: cnn
 ---
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata:
-  name: direct-cnn-through-egress-gateway
-spec:
-  hosts:
-  - edition.cnn.com
-  gateways:
-  - istio-egressgateway
-  - mesh
-  http:
-  - match:
-    - gateways:
-      - mesh
-      port: 80
-    route:
-    - destination:
-        host: istio-egressgateway.istio-system.svc.cluster.local
-        subset: cnn
-        port:
-          number: 80
-      weight: 100
-  - match:
-    - gateways:
-      - istio-egressgateway
-      port: {gateway_port}
-    route:
-    - destination:
-        host: edition.cnn.com
-        port:
-          number: 80
-      weight: 100
-"#
+{virtual_service}"#,
+        virtual_service = cnn_virtual_service(gateway_port, 80)
     )
 }
 
-/// Admin `/stats` filters (regexes, as Envoy takes them): requests a proxy sent to the
-/// external host's cluster, and to the egress gateway's `cnn` subset.
 /// Istio's "Egress Gateways with TLS Origination" task: the gateway side of the route goes
 /// to port 443 and a DestinationRule originates TLS there (with the test CA, since the
 /// stand-in's certificate is not publicly trusted, and the host as SNI).
 fn tls_origination(gateway_port: u16, ca: &std::path::Path) -> String {
+    format!(
+        r#"{virtual_service}---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata:
+  name: originate-tls-for-edition-cnn-com
+spec:
+  host: edition.cnn.com
+  trafficPolicy:
+    loadBalancer:
+      simple: ROUND_ROBIN
+    portLevelSettings:
+    - port:
+        number: 443
+      tls:
+        mode: SIMPLE
+        caCertificates: {ca}
+        sni: edition.cnn.com
+"#,
+        ca = ca.display(),
+        virtual_service = cnn_virtual_service(gateway_port, 443)
+    )
+}
+
+/// The task's VirtualService: from the mesh to the egress gateway's `cnn` subset, and from
+/// the gateway (listening on `gateway_port`) to the external host on `external_port`.
+fn cnn_virtual_service(gateway_port: u16, external_port: u16) -> String {
     format!(
         r#"apiVersion: networking.istio.io/v1
 kind: VirtualService
@@ -329,30 +323,14 @@ spec:
     - destination:
         host: edition.cnn.com
         port:
-          number: 443
+          number: {external_port}
       weight: 100
----
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata:
-  name: originate-tls-for-edition-cnn-com
-spec:
-  host: edition.cnn.com
-  trafficPolicy:
-    loadBalancer:
-      simple: ROUND_ROBIN
-    portLevelSettings:
-    - port:
-        number: 443
-      tls:
-        mode: SIMPLE
-        caCertificates: {ca}
-        sni: edition.cnn.com
-"#,
-        ca = ca.display()
+"#
     )
 }
 
+// Admin `/stats` filters (regexes, as Envoy takes them): requests a proxy sent to the
+// external host's cluster, and to the egress gateway's `cnn` subset.
 const TO_CNN: &str = r"cluster\.outbound\|80\|\|edition\.cnn\.com\.upstream_rq_total$";
 const TO_CNN_TLS: &str = r"cluster\.outbound\|443\|\|edition\.cnn\.com\.upstream_rq_total$";
 const TO_GATEWAY: &str = r"cluster\.outbound\|80\|cnn\|istio-egressgateway\.istio-system\.svc\.cluster\.local\.upstream_rq_total$";

@@ -28,6 +28,15 @@ fn served(check: Check) -> Check {
 /// Refused only once `details`' sidecar has the scenario's config. Several requests:
 /// Envoy's worker threads take a listener update one after the other, and every one of
 /// them must have it.
+/// A scenario that applies `policy` (with fresh connections) and first waits, through
+/// the probe, until the policy is enforced.
+fn policy_scenario(name: &'static str, policy: &'static str, probe_name: &str) -> Scenario {
+    Scenario::new(name)
+        .yaml(policy)
+        .yaml(FRESH_CONNECTIONS)
+        .check(probe(probe_name))
+}
+
 fn probe(name: &str) -> Check {
     denied(get("http://details:9080/probe").header("x-authz-probe", name))
         .times(12)
@@ -57,79 +66,76 @@ pub fn scenarios() -> Vec<Scenario> {
                 get("http://authz.example.com/fine").via(Via::Gateway),
             ))
             .check(served(get("http://details:9080/gw-deny"))),
-        Scenario::new("authz: ALLOW by path, method and header")
-            .yaml(ALLOW_BY_REQUEST)
-            .yaml(FRESH_CONNECTIONS)
-            .check(probe("allow-by-request"))
-            .check(
-                denied(get("http://details:9080/private"))
-                    .response_header("content-type", Some("text/plain")),
-            )
-            .check(served(get("http://details:9080/public/page")).upstream_path("/public/page"))
-            .check(denied(req("POST", "http://details:9080/public/page")))
-            .check(served(
-                get("http://details:9080/private").header("x-allow", "yes"),
-            ))
-            .check(denied(
-                get("http://details:9080/private").header("x-allow", "no"),
-            )),
-        Scenario::new("authz: DENY by path")
-            .yaml(DENY_BY_PATH)
-            .yaml(FRESH_CONNECTIONS)
-            .check(probe("deny-by-path"))
+        policy_scenario(
+            "authz: ALLOW by path, method and header",
+            ALLOW_BY_REQUEST,
+            "allow-by-request",
+        )
+        .check(
+            denied(get("http://details:9080/private"))
+                .response_header("content-type", Some("text/plain")),
+        )
+        .check(served(get("http://details:9080/public/page")).upstream_path("/public/page"))
+        .check(denied(req("POST", "http://details:9080/public/page")))
+        .check(served(
+            get("http://details:9080/private").header("x-allow", "yes"),
+        ))
+        .check(denied(
+            get("http://details:9080/private").header("x-allow", "no"),
+        )),
+        policy_scenario("authz: DENY by path", DENY_BY_PATH, "deny-by-path")
             .check(denied(get("http://details:9080/admin/users")))
             .check(denied(get("http://details:9080/admin/users?q=1")))
             .check(served(get("http://details:9080/adminx")))
             .check(served(get("http://details:9080/users"))),
-        Scenario::new("authz: namespace-wide policy applies without a selector")
-            .yaml(NAMESPACE_WIDE)
-            .yaml(FRESH_CONNECTIONS)
-            .check(probe("namespace-wide"))
-            .check(denied(get("http://details:9080/ns-wide")))
-            .check(served(get("http://details:9080/fine"))),
-        Scenario::new("authz: root-namespace policies apply, other namespaces' do not")
-            .yaml(ROOT_AND_OTHER_NAMESPACE)
-            .yaml(FRESH_CONNECTIONS)
-            .check(probe("root-namespace"))
-            .check(denied(get("http://details:9080/root-deny")))
-            .check(served(get("http://details:9080/prod-deny")))
-            .check(served(get("http://details:9080/other"))),
-        Scenario::new("authz: selector picks the workload")
-            .yaml(SELECTOR)
-            .yaml(FRESH_CONNECTIONS)
-            .check(probe("selector"))
+        policy_scenario(
+            "authz: namespace-wide policy applies without a selector",
+            NAMESPACE_WIDE,
+            "namespace-wide",
+        )
+        .check(denied(get("http://details:9080/ns-wide")))
+        .check(served(get("http://details:9080/fine"))),
+        policy_scenario(
+            "authz: root-namespace policies apply, other namespaces' do not",
+            ROOT_AND_OTHER_NAMESPACE,
+            "root-namespace",
+        )
+        .check(denied(get("http://details:9080/root-deny")))
+        .check(served(get("http://details:9080/prod-deny")))
+        .check(served(get("http://details:9080/other"))),
+        policy_scenario("authz: selector picks the workload", SELECTOR, "selector")
             .check(denied(get("http://details:9080/v1-only")))
             .check(served(get("http://details:9080/v2-only"))),
-        Scenario::new("authz: DENY is decided before ALLOW")
-            .yaml(DENY_BEFORE_ALLOW)
-            .yaml(FRESH_CONNECTIONS)
-            .check(probe("deny-before-allow"))
-            .check(denied(get("http://details:9080/secret")))
-            .check(served(get("http://details:9080/open"))),
-        Scenario::new("authz: AUDIT does not block")
-            .yaml(AUDIT)
-            .yaml(FRESH_CONNECTIONS)
-            .check(probe("audit"))
+        policy_scenario(
+            "authz: DENY is decided before ALLOW",
+            DENY_BEFORE_ALLOW,
+            "deny-before-allow",
+        )
+        .check(denied(get("http://details:9080/secret")))
+        .check(served(get("http://details:9080/open"))),
+        policy_scenario("authz: AUDIT does not block", AUDIT, "audit")
             .check(denied(get("http://details:9080/denied")))
             .check(served(get("http://details:9080/audited"))),
-        Scenario::new("authz: source.ip and remoteIpBlocks")
-            .yaml(SOURCE_IPS)
-            .yaml(FRESH_CONNECTIONS)
-            .check(probe("source-ips"))
-            .check(denied(get("http://details:9080/from-local")))
-            .check(denied(
-                get("http://details:9080/from-remote").header("x-forwarded-for", "10.1.2.3"),
-            ))
-            .check(served(get("http://details:9080/from-remote")))
-            .check(served(
-                get("http://details:9080/from-remote").header("x-forwarded-for", "10.9.9.9"),
-            )),
-        Scenario::new("authz: ALLOW with no rules allows nothing")
-            .yaml(ALLOW_NOTHING)
-            .yaml(FRESH_CONNECTIONS)
-            .check(probe("allow-nothing"))
-            .check(denied(get("http://details:9080/")))
-            .check(denied(req("POST", "http://details:9080/anything"))),
+        policy_scenario(
+            "authz: source.ip and remoteIpBlocks",
+            SOURCE_IPS,
+            "source-ips",
+        )
+        .check(denied(get("http://details:9080/from-local")))
+        .check(denied(
+            get("http://details:9080/from-remote").header("x-forwarded-for", "10.1.2.3"),
+        ))
+        .check(served(get("http://details:9080/from-remote")))
+        .check(served(
+            get("http://details:9080/from-remote").header("x-forwarded-for", "10.9.9.9"),
+        )),
+        policy_scenario(
+            "authz: ALLOW with no rules allows nothing",
+            ALLOW_NOTHING,
+            "allow-nothing",
+        )
+        .check(denied(get("http://details:9080/")))
+        .check(denied(req("POST", "http://details:9080/anything"))),
         // Policies first and the Gateway last: a TCP listener never exists without its
         // policy and route. Envoy's workers take an updated listener one after the other,
         // so only a scenario's first check (retried, many connections at once) may meet a

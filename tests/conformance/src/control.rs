@@ -71,7 +71,19 @@ impl ControlPlane {
     }
 
     /// Starts weftd with extra command-line arguments (e.g. `--mesh-config FILE`).
+    /// A port picked free can be taken by a parallel test before weftd binds it: then
+    /// weftd exits naming it, and it is started again on other ports.
     pub fn start_with_args(extra: &[String]) -> Result<ControlPlane, String> {
+        let mut attempt = 1;
+        loop {
+            match ControlPlane::start_once(extra) {
+                Err(e) if attempt < 3 && e.contains("Address already in use") => attempt += 1,
+                result => return result,
+            }
+        }
+    }
+
+    fn start_once(extra: &[String]) -> Result<ControlPlane, String> {
         let dir = tempfile::tempdir().map_err(|e| format!("temp dir: {e}"))?;
         let api: SocketAddr = ([127, 0, 0, 1], free_port()).into();
         let xds: SocketAddr = ([127, 0, 0, 1], free_port()).into();

@@ -3,9 +3,12 @@
 
 Run it through ./bench/dataplane.sh, which builds and installs what this needs. Stdlib only.
 
-One round runs every scenario on every variant (direct, envoy, weft, nginx), interleaved
-(the variant order rotates per scenario and round, so none always runs first after a
-pause); rounds repeat the whole set. Results go to bench/results/<date>-dataplane.{md,json}.
+One round runs every scenario on every variant (direct, envoy, weft, nginx, and with mTLS
+between the two proxies envoy-mtls, weft-mtls, nginx-mtls), interleaved (the variant order
+rotates per scenario and round, so none always runs first after a pause); rounds repeat
+the whole set. Then two phases change the config for all variants: a new connection per
+request between the proxies (handshake cost), and 1,000 more services in every route
+table. Results go to bench/results/<date>-dataplane.{md,json}.
 """
 
 import argparse
@@ -23,11 +26,13 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from harness import load, mesh, procs, report  # noqa: E402
+from harness import load, mesh, mtls, procs, report  # noqa: E402
 
-VARIANTS = ("direct", "envoy", "weft", "nginx")
+PLAIN = ("direct", "envoy", "weft", "nginx")
+MTLS = ("envoy-mtls", "weft-mtls", "nginx-mtls")
 MAIN = "h1-1000"
 MAX = "h1-max"
+NEWCONN = "h1-200-newconn"
 
 
 def scenarios(quick, duration):
@@ -88,7 +93,7 @@ def machine_facts(args):
         "cpus": os.cpu_count(),
         "memory": mem,
         "kernel": platform.release(),
-        "weft": f"{sh([os.path.join(args.bin_dir, 'weft-proxy'), '--version'])} (git {rev}{' + local changes' if dirty else ''}, release build)",
+        "weft": f"{sh([os.path.join(args.bin_dir, 'weft-proxy'), '--version'])} (git {rev}{' + local changes' if dirty else ''}, release build, weft-proxy from bin dir {args.bin_dir})",
         "envoy": sh([args.envoy, "--version"]).replace("\n", " ").strip(),
         "nginx": nginx_v,
         "oha": sh([args.oha, "--version"]),
@@ -110,6 +115,9 @@ class Bench:
         self.runs = []
         self.memory = {}
         self.route_table = None
+        self.variants = PLAIN if args.no_mtls else PLAIN + MTLS
+        self.proxies = [v for v in self.variants if v != "direct"]
+        self.tools = load.Tools(args.oha, args.grpc_load)
 
     def log(self, msg):
         print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
@@ -120,13 +128,23 @@ class Bench:
                  f"proxies and upstream on {self.proxy_cpus}")
         self.upstream = mesh.start_upstream(self.fleet, self.work, self.proxy_cpus, a.concurrency)
         self.weftd = mesh.Weftd(self.fleet, self.work, a.bin_dir, self.proxy_cpus)
-        self.pairs = {
-            "envoy": mesh.SidecarPair(self.fleet, self.work, self.weftd, "envoy", a.envoy,
-                                      self.upstream, a.concurrency, self.proxy_cpus),
-            "weft": mesh.SidecarPair(self.fleet, self.work, self.weftd, "weft",
-                                     os.path.join(a.bin_dir, "weft-proxy"), self.upstream,
-                                     a.concurrency, self.proxy_cpus),
-        }
+        binaries = {"envoy": a.envoy, "weft": os.path.join(a.bin_dir, "weft-proxy")}
+        identities = None
+        if not a.no_mtls:
+            # Mesh-wide STRICT before any sidecar starts; the plaintext pairs' namespace stays
+            # PERMISSIVE (harness/mtls.py).
+            self.weftd.apply(mtls.policies(), self.work, "peer-authentication")
+            identities = {"namespace": mtls.NAMESPACE, "labels": mtls.TLS_LABEL, "tokens": {
+                sa: mtls.token_file(self.weftd, self.work, mtls.NAMESPACE, sa)
+                for sa in ("bench-server", "bench-client")}}
+        self.pairs = {}
+        for v in self.proxies:
+            plane = v.split("-")[0]
+            if plane == "nginx":
+                continue
+            self.pairs[v] = mesh.SidecarPair(self.fleet, self.work, self.weftd, v, binaries[plane],
+                                             self.upstream, a.concurrency, self.proxy_cpus,
+                                             identities if v.endswith("-mtls") else None)
         nc, ns, nports = mesh.start_nginx_pair(self.fleet, self.work, self.upstream,
                                                self.proxy_cpus, a.concurrency)
         # Where each variant's load goes: (host in the URL, port per protocol, processes).
@@ -134,6 +152,10 @@ class Bench:
             "direct": ("bench-direct", dict(self.upstream), {}),
             "nginx": ("bench-nginx", nports, {"client": nc, "server": ns}),
         }
+        if "nginx-mtls" in self.variants:
+            mc, ms, mports = mtls.start_nginx_mtls_pair(self.fleet, self.work, self.upstream,
+                                                        self.proxy_cpus, a.concurrency)
+            self.targets["nginx-mtls"] = ("bench-nginx-mtls", mports, {"client": mc, "server": ms})
         for v, pair in self.pairs.items():
             self.targets[v] = (pair.host, {k: pair.outbound for k in mesh.SERVICE_PORTS},
                                pair.procs())
@@ -146,13 +168,19 @@ class Bench:
             mesh.wait_routable(pair.outbound, f"{pair.host}:{mesh.SERVICE_PORTS['http']}", 60,
                                [pair.client, pair.server, self.weftd.proc])
             self.log(f"{v}: pair routes the bench service ({time.monotonic() - t0:.1f}s)")
+            # The mTLS pairs must really be mTLS: their server sidecar refuses plaintext
+            # (STRICT) while the client sidecar gets through, and the plaintext pairs' do not.
+            plain = mesh.serves_plaintext(pair.inbound["http"])
+            if plain == v.endswith("-mtls"):
+                raise RuntimeError(f"{v}: the server sidecar {'serves' if plain else 'refuses'} "
+                                   f"plaintext on its inbound port {pair.inbound['http']}")
         self.check_h2()
 
     def probe(self, variant, protocol):
         host, ports, _ = self.targets[variant]
-        seen = load.probe(self.args.oha, protocol, host, mesh.SERVICE_PORTS[protocol],
+        seen = load.probe(self.tools, protocol, host, mesh.SERVICE_PORTS[protocol],
                           ports[protocol], self.grpc_body)
-        return seen == {"200": 20}, seen
+        return set(seen) == {"200"}, seen
 
     def check_h2(self):
         """HTTP/2 and gRPC through the sidecar pairs. Istio gives the inbound cluster of an
@@ -188,7 +216,7 @@ class Bench:
                     self.skip.add((proto, v))
 
     def measure_idle(self, key):
-        for v in ("envoy", "weft", "nginx"):
+        for v in self.proxies:
             for side, p in self.targets[v][2].items():
                 m = procs.memory_kib(p.pid)
                 mem = self.memory.setdefault(v, {}).setdefault(side, {})
@@ -197,11 +225,16 @@ class Bench:
 
     def one(self, sc, variant, rnd, tag=None):
         host, ports, ps = self.targets[variant]
-        cmd = load.argv(self.args.oha, sc, host, mesh.SERVICE_PORTS[sc.protocol], ports[sc.protocol],
+        # nginx pairs have a port without upstream keep-alive for the new-connection runs.
+        key = "http-newconn" if (tag or sc.name) == NEWCONN and "http-newconn" in ports else sc.protocol
+        cmd = load.argv(self.tools, sc, host, mesh.SERVICE_PORTS[sc.protocol], ports[key],
                         self.loadgen_cpus, self.args.loadgen_threads, self.grpc_body)
         for p in ps.values():
             p.check()
             procs.reset_peak(p.pid)
+        pair = self.pairs.get(variant)
+        service_port = mesh.SERVICE_PORTS[sc.protocol]
+        cx_before = pair.upstream_connections(service_port) if pair else None
         before = {side: procs.cpu_seconds(p.pid) for side, p in ps.items()}
         result = load.run(cmd, timeout=sc.duration + 60)
         stats = {}
@@ -212,6 +245,10 @@ class Bench:
                            "file_kib": m["file"], "threads": procs.threads(p.pid)}
         run = {"scenario": tag or sc.name, "variant": variant, "round": rnd, "load": result,
                "procs": stats, "command": " ".join(shlex.quote(c) for c in cmd)}
+        cx_after = pair.upstream_connections(service_port) if pair else None
+        if cx_before is not None and cx_after is not None:
+            # How many connections the client sidecar opened to the server sidecar.
+            run["upstream_connections"] = cx_after - cx_before
         self.runs.append(run)
         lat = result["latency_ms"]
         cpu = sum(s["cpu_s"] for s in stats.values())
@@ -226,20 +263,13 @@ class Bench:
 
     def warm_up(self):
         self.log("warm-up (not recorded)")
-        self.grpc_checked = {}
-        for v in VARIANTS:
-            host, ports, _ = self.targets[v]
-            seen = [mesh.grpc_status(ports["grpc"], f"{host}:{mesh.SERVICE_PORTS['grpc']}",
-                                     self.grpc_body) for _ in range(5)]
-            self.grpc_checked[v] = f"{seen.count('0')}/5 calls with grpc-status 0"
-        self.log(f"gRPC trailers seen by curl: {self.grpc_checked}")
         for proto in mesh.SERVICE_PORTS:
-            sc = load.Scenario("warm-up", proto, 500, 4, 2, streams=2)
-            for v in VARIANTS:
+            sc = load.Scenario("warm-up", proto, 500, 4, 1, streams=2)
+            for v in self.variants:
                 if (proto, v) in self.skip:
                     continue
                 host, ports, _ = self.targets[v]
-                cmd = load.argv(self.args.oha, sc, host, mesh.SERVICE_PORTS[proto], ports[proto],
+                cmd = load.argv(self.tools, sc, host, mesh.SERVICE_PORTS[proto], ports[proto],
                                 self.loadgen_cpus, self.args.loadgen_threads, self.grpc_body)
                 r = load.run(cmd, timeout=60)
                 if r["ok"] == 0:
@@ -249,10 +279,46 @@ class Bench:
         for rnd in range(self.args.rounds):
             self.log(f"round {rnd + 1}/{self.args.rounds}")
             for i, sc in enumerate(scs):
-                k = (rnd + i) % len(VARIANTS)
-                for v in VARIANTS[k:] + VARIANTS[:k]:
+                for v in self.rotation(rnd + i):
                     if (sc.protocol, v) not in self.skip:
                         self.one(sc, v, rnd)
+
+    def rotation(self, k):
+        k %= len(self.variants)
+        return self.variants[k:] + self.variants[:k]
+
+    def new_connections(self, scs):
+        """HTTP/1.1 at 200 rps with a new connection between the two proxies for every
+        request (DestinationRule `maxRequestsPerConnection: 1` for the sidecar pairs, an
+        upstream without keep-alive for nginx): with mTLS, one handshake per request. The
+        load generator keeps its connections. The rules are deleted afterwards."""
+        sc = next(s for s in scs if s.name == MAIN)
+        tagged = load.Scenario(NEWCONN, "http", 200, sc.connections, sc.duration,
+                               label="HTTP/1.1, 200 rps, 16 connections, a new connection between "
+                                     "the two proxies for every request (with mTLS: a handshake each)")
+        rules = mtls.one_conn_per_request([(p.namespace, p.fqdn) for p in self.pairs.values()])
+        self.log(f"new connection per request: applying {len(rules)} DestinationRules")
+        path = self.weftd.apply(rules, self.work, "newconn")
+        for v, pair in self.pairs.items():
+            deadline = time.monotonic() + 60
+            while True:
+                port = mesh.SERVICE_PORTS["http"]
+                before = pair.upstream_connections(port)
+                for _ in range(5):
+                    mesh.get_through(pair.outbound, f"{pair.host}:{port}")
+                after = pair.upstream_connections(port)
+                if before is not None and after is not None and after - before >= 5:
+                    break
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{v}: still reusing upstream connections 60 s after "
+                                       f"maxRequestsPerConnection: 1 ({before} -> {after})")
+                time.sleep(0.5)
+        for rnd in range(self.args.rounds):
+            for v in self.rotation(rnd):
+                self.one(tagged, v, rnd)
+        self.weftd.weft("delete", "-f", path)
+        time.sleep(2)
+        return tagged
 
     def big_route_table(self, scs):
         n = self.args.route_table
@@ -260,7 +326,9 @@ class Bench:
         t0 = time.monotonic()
         self.weftd.apply(mesh.route_table(n, self.upstream["http"]), self.work, "route-table")
         applied = time.monotonic() - t0
-        last = f"svc-{n - 1:04d}:9080"
+        # The full name: the mTLS pairs' client sidecars are in another namespace, where
+        # the short name does not resolve.
+        last = f"svc-{n - 1:04d}.default.svc.cluster.local:9080"
         # Both client sidecars are polled in turn, so each one's time is when it first
         # routed the last service (to within one poll of the other).
         converge = {}
@@ -280,8 +348,7 @@ class Bench:
         tagged = load.Scenario(f"{MAIN}-routes{n}", sc.protocol, sc.rate, sc.connections, sc.duration,
                                label=f"{sc.label}, with {n} more services in every route table")
         for rnd in range(self.args.rounds):
-            k = rnd % len(VARIANTS)
-            for v in VARIANTS[k:] + VARIANTS[:k]:
+            for v in self.rotation(rnd):
                 self.one(tagged, v, rnd)
         return tagged
 
@@ -298,6 +365,10 @@ def parse_args(argv):
     p.add_argument("--bin-dir", default=os.path.join(os.path.dirname(here), "target", "release"))
     p.add_argument("--envoy", help="the Envoy binary (required unless --report-from)")
     p.add_argument("--oha", help="the oha binary (required unless --report-from)")
+    p.add_argument("--grpc-load", help="the bench-load binary, for gRPC (required unless --report-from)")
+    p.add_argument("--no-mtls", action="store_true", help="skip the mTLS pairs (envoy-mtls, weft-mtls, nginx-mtls)")
+    p.add_argument("--no-newconn", action="store_true",
+                   help="skip the new-connection-per-request runs (handshake cost)")
     p.add_argument("--report-from", metavar="JSON",
                    help="only write the Markdown report again from a results JSON file")
     p.add_argument("--no-pin", action="store_true", help="do not pin processes with taskset")
@@ -309,8 +380,8 @@ def parse_args(argv):
     p.add_argument("--out-dir", default=os.path.join(here, "results"))
     p.add_argument("--command", help="the command line to quote in the report")
     args = p.parse_args(argv)
-    if not args.report_from and not (args.envoy and args.oha):
-        p.error("--envoy and --oha are required")
+    if not args.report_from and not (args.envoy and args.oha and args.grpc_load):
+        p.error("--envoy, --oha and --grpc-load are required")
     if args.rounds is None:
         args.rounds = 1 if args.quick else 3
     return args
@@ -374,10 +445,12 @@ def main(argv):
         scs = scenarios(args.quick, args.duration)
         bench.rounds(scs)
         peak = {}
-        for v in ("envoy", "weft", "nginx"):
+        for v in bench.proxies:
             for side, p in bench.targets[v][2].items():
                 peak[(v, side)] = procs.memory_kib(p.pid)
         all_scs = list(scs)
+        if not args.no_newconn:
+            all_scs.append(bench.new_connections(scs))
         if args.route_table > 0:
             all_scs.append(bench.big_route_table(scs))
     except (Exception, KeyboardInterrupt, SystemExit) as e:  # noqa: BLE001 - report, keep the logs
@@ -419,7 +492,13 @@ def main(argv):
                      "HTTP/1.1 from the server sidecar to the upstream in the HTTP/2 scenario "
                      "(weftd gives inbound clusters no HTTP/2); gRPC through the sidecars not measured"),
         "skipped": ", ".join(f"{p}/{v}" for p, v in sorted(getattr(bench, "skip", set()))) or "none",
-        "grpc_status_seen": "; ".join(f"{v}: {s}" for v, s in getattr(bench, "grpc_checked", {}).items()),
+        "grpc_check": "every gRPC call checked by bench-load (HTTP 200, grpc-status 0, one whole message); "
+                      "the rest are counted as failed",
+        "mtls": ("none (--no-mtls)" if args.no_mtls else
+                 f"envoy-mtls and weft-mtls in namespace {mtls.NAMESPACE} with certificates from weftd's CA "
+                 "(weft-proxy: CSR with a bootstrap token; Envoy: SDS from weftd), mesh-wide STRICT "
+                 "PeerAuthentication, workloads labelled security.istio.io/tlsMode: istio (auto mTLS); "
+                 "nginx-mtls: openssl CA, ssl_verify_client on, proxy_ssl_verify on; TLS 1.3"),
         "wall_time_s": round(time.time() - started),
     }
     meta["noise"] = noise_text(summary, args.rounds, load_before, load_after)

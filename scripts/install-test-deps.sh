@@ -23,16 +23,20 @@ print(pathlib.Path(envoy.__file__).parent / "_bin" / "envoy")
 PY
 }
 
-# promtool (Debian's prometheus package) checks weft-proxy's /stats/prometheus output.
-if ! command -v promtool >/dev/null 2>&1; then
+# Debian packages some tests call: promtool (package prometheus) checks weft-proxy's
+# /stats/prometheus output; openssl verifies the certificates sidecars present.
+apt_for() { # $1: command, $2: Debian package that provides it
+  command -v "$1" >/dev/null 2>&1 && return 0
   if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-    echo "installing promtool (Debian package prometheus)" >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus >/dev/null \
-      || { apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus >/dev/null; }
+    echo "installing $1 (Debian package $2)" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$2" >/dev/null \
+      || { apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$2" >/dev/null; }
   else
-    echo "note: promtool missing; install Debian's prometheus package (needs root)" >&2
+    echo "note: $1 missing; install Debian's $2 package (needs root)" >&2
   fi
-fi
+}
+apt_for promtool prometheus
+apt_for openssl openssl
 command -v promtool >/dev/null 2>&1 && echo "promtool: $(command -v promtool)"
 
 if [ -n "${WEFT_ENVOY:-}" ] && has_envoy "$WEFT_ENVOY"; then

@@ -107,27 +107,31 @@ def start_nginx_pair(fleet, work, upstream, cpus, workers):
 
     nginx's proxy module speaks only HTTP/1.1 upstream, so in the HTTP/2 scenario the pair
     takes h2c from the load generator and forwards HTTP/1.1 (Envoy and weft-proxy forward h2);
-    gRPC goes through grpc_pass, h2 on every hop.
+    gRPC goes through grpc_pass, h2 on every hop. `http-newconn`: HTTP/1.1 with no upstream
+    keep-alive between the two (a new connection per request).
     """
     server_port = procs.free_port()
     keep = 'proxy_http_version 1.1; proxy_set_header Connection "";'
     server_conf = _nginx_main(work, "nginx-server", workers) + f"""
-  upstream app {{ server 127.0.0.1:{upstream["http"]}; keepalive 128; }}
+  upstream app {{ server 127.0.0.1:{upstream["http"]}; keepalive 128; keepalive_requests 10000000; }}
   server {{ listen 127.0.0.1:{server_port}; location / {{ proxy_pass http://app; {keep} }} }}
 }}
 """
     grpc_port = procs.free_port()
     server_conf = server_conf[: server_conf.rindex("}")] + f"""
-  upstream app_grpc {{ server 127.0.0.1:{upstream["grpc"]}; keepalive 128; }}
+  upstream app_grpc {{ server 127.0.0.1:{upstream["grpc"]}; keepalive 128; keepalive_requests 10000000; }}
   server {{ listen 127.0.0.1:{grpc_port} http2; location / {{ grpc_pass grpc://app_grpc; }} }}
 }}
 """
-    client_ports = {"http": procs.free_port(), "http2": procs.free_port(), "grpc": procs.free_port()}
+    client_ports = {"http": procs.free_port(), "http2": procs.free_port(), "grpc": procs.free_port(),
+                    "http-newconn": procs.free_port()}
     client_conf = _nginx_main(work, "nginx-client", workers) + f"""
-  upstream peer {{ server 127.0.0.1:{server_port}; keepalive 128; }}
+  upstream peer {{ server 127.0.0.1:{server_port}; keepalive 128; keepalive_requests 10000000; }}
+  upstream peer_newconn {{ server 127.0.0.1:{server_port}; }}
+  server {{ listen 127.0.0.1:{client_ports["http-newconn"]}; location / {{ proxy_pass http://peer_newconn; }} }}
   server {{ listen 127.0.0.1:{client_ports["http"]}; location / {{ proxy_pass http://peer; {keep} }} }}
   server {{ listen 127.0.0.1:{client_ports["http2"]} http2; location / {{ proxy_pass http://peer; {keep} }} }}
-  upstream peer_grpc {{ server 127.0.0.1:{grpc_port}; keepalive 128; }}
+  upstream peer_grpc {{ server 127.0.0.1:{grpc_port}; keepalive 128; keepalive_requests 10000000; }}
   server {{ listen 127.0.0.1:{client_ports["grpc"]} http2; location / {{ grpc_pass grpc://peer_grpc; }} }}
 }}
 """
@@ -191,12 +195,16 @@ class Weftd:
         self.weft("apply", "-f", path)
         return path
 
-    def bootstrap(self, work, group, app_ports, outbound, admin):
+    def bootstrap(self, work, group, app_ports, outbound, admin, namespace="default", token_file=None):
+        """`weft bootstrap envoy`; with `token_file`, the bootstrap token rides on the ADS
+        stream so that weftd serves Envoy its workload certificate over SDS."""
         args = [
             "bootstrap", "envoy", "--capture", "explicit", "--workload-group", group,
-            "-n", "default", "--ip", "127.0.0.1", "--outbound-port", str(outbound),
+            "-n", namespace, "--ip", "127.0.0.1", "--outbound-port", str(outbound),
             "--admin-port", str(admin), "--xds", self.xds,
         ]
+        if token_file:
+            args += ["--token-file", token_file]
         for name, port in app_ports.items():
             args += ["--app-port", f"{name}={port}"]
         path = os.path.join(work, f"{group}.bootstrap.yaml")
@@ -205,13 +213,15 @@ class Weftd:
         return path
 
 
-def service_config(variant, inbound):
+def service_config(variant, inbound, namespace="default", extra_labels=None):
     """The Istio config for one sidecar pair: a ServiceEntry selecting the server sidecar's
     workloads, the WorkloadGroups both sidecars register through, and a VirtualService with
-    one route per port. `inbound`: the server sidecar's port per port name."""
+    one route per port. `inbound`: the server sidecar's port per port name; `extra_labels`
+    go on both workloads (the mTLS pairs' `security.istio.io/tlsMode`)."""
     svc = f"bench-{variant}"
-    host = f"{svc}.default.svc.cluster.local"
-    meta = lambda name: {"name": name, "namespace": "default"}  # noqa: E731
+    host = f"{svc}.{namespace}.svc.cluster.local"
+    extra = dict(extra_labels or {})
+    meta = lambda name: {"name": name, "namespace": namespace}  # noqa: E731
     return [
         {
             "apiVersion": "networking.istio.io/v1", "kind": "ServiceEntry", "metadata": meta(svc),
@@ -224,14 +234,14 @@ def service_config(variant, inbound):
         {
             "apiVersion": "networking.istio.io/v1", "kind": "WorkloadGroup", "metadata": meta(f"{svc}-server"),
             "spec": {
-                "metadata": {"labels": {"app": svc, "version": "v1"}},
+                "metadata": {"labels": {"app": svc, "version": "v1", **extra}},
                 "template": {"ports": dict(inbound), "serviceAccount": "bench-server"},
             },
         },
         {
             "apiVersion": "networking.istio.io/v1", "kind": "WorkloadGroup", "metadata": meta(f"{svc}-client"),
             "spec": {
-                "metadata": {"labels": {"app": f"client-{variant}"}},
+                "metadata": {"labels": {"app": f"client-{variant}", **extra}},
                 "template": {"serviceAccount": "bench-client"},
             },
         },
@@ -284,35 +294,48 @@ def route_table(count, upstream_port):
 
 
 class SidecarPair:
-    """Client and server sidecar of one data plane (`envoy` or `weft`)."""
+    """Client and server sidecar of one data plane: variant `envoy` or `weft` (plaintext, in
+    namespace `default`), or `envoy-mtls` / `weft-mtls` (`mtls` given: namespace, labels and
+    a token file per service account; see harness/mtls.py)."""
 
-    def __init__(self, fleet, work, weftd, variant, binary, upstream, concurrency, cpus):
+    def __init__(self, fleet, work, weftd, variant, binary, upstream, concurrency, cpus, mtls=None):
         self.variant = variant
+        self.plane = variant.split("-")[0]
         self.fleet, self.work, self.weftd, self.binary = fleet, work, weftd, binary
         self.concurrency, self.cpus = concurrency, cpus
+        self.namespace = mtls["namespace"] if mtls else "default"
+        self.tokens = mtls["tokens"] if mtls else {}
         inbound = {name: procs.free_port() for name in SERVICE_PORTS}
-        weftd.apply(service_config(variant, inbound), work, f"bench-{variant}")
+        weftd.apply(service_config(variant, inbound, self.namespace, mtls and mtls["labels"]),
+                    work, f"bench-{variant}")
         self.outbound = procs.free_port()
+        self.admin = procs.free_port()
         self.host = f"bench-{variant}"
+        self.fqdn = f"{self.host}.{self.namespace}.svc.cluster.local"
         self.server = self._start_server(upstream)
         client_boot = weftd.bootstrap(
-            work, f"bench-{variant}-client", {}, self.outbound, procs.free_port())
-        self.client = self._start(f"{self.variant}-client", client_boot)
+            work, f"bench-{variant}-client", {}, self.outbound, self.admin, self.namespace,
+            self._envoy_token("bench-client"))
+        self.client = self._start(f"{self.variant}-client", client_boot, "bench-client")
         self.inbound = inbound
+
+    def _envoy_token(self, service_account):
+        return self.tokens.get(service_account) if self.plane == "envoy" else None
 
     def _start_server(self, app_ports):
         boot = self.weftd.bootstrap(
-            self.work, f"bench-{self.variant}-server", app_ports, procs.free_port(), procs.free_port())
-        return self._start(f"{self.variant}-server", boot)
+            self.work, f"bench-{self.variant}-server", app_ports, procs.free_port(), procs.free_port(),
+            self.namespace, self._envoy_token("bench-server"))
+        return self._start(f"{self.variant}-server", boot, "bench-server")
 
     def restart_server(self, app_ports):
         """A new server sidecar whose inbound listeners forward to `app_ports`."""
         self.fleet.stop(self.server)
         self.server = self._start_server(app_ports)
 
-    def _start(self, name, boot):
+    def _start(self, name, boot, service_account):
         binary, concurrency = self.binary, self.concurrency
-        if self.variant == "envoy":
+        if self.plane == "envoy":
             argv = [binary, "-c", boot, "--disable-hot-restart", "--concurrency", str(concurrency),
                     "-l", "warning"]
             env = None
@@ -322,11 +345,34 @@ class SidecarPair:
             argv = [binary, "--bootstrap", boot, "--concurrency", str(concurrency),
                     "--access-log", "off", "--stats-port", str(procs.free_port()),
                     "--health-port", str(procs.free_port())]
+            if service_account in self.tokens:
+                # Its own key and a CSR for this identity to weftd's CA (served on the xDS
+                # address), proven with the token.
+                argv += ["--token-file", self.tokens[service_account], "--ca-addr", self.weftd.xds,
+                         "--namespace", self.namespace, "--service-account", service_account]
             env = {"RUST_LOG": "warn"}
         return self.fleet.spawn(name, argv, cpus=self.cpus, env=env)
 
     def procs(self):
         return {"client": self.client, "server": self.server}
+
+    def upstream_connections(self, port):
+        """Connections the client sidecar has opened to the bench service's `port`
+        (`upstream_cx_total` of its outbound cluster, admin /stats), or None."""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.admin}/stats", timeout=5) as r:
+                text = r.read().decode(errors="replace")
+        except OSError:
+            return None
+        total = None
+        for line in text.splitlines():
+            if (f"|{port}||{self.fqdn}." in line and "upstream_cx_total" in line
+                    and ":" in line):
+                try:
+                    total = (total or 0) + int(line.rsplit(":", 1)[1].strip())
+                except ValueError:
+                    pass
+        return total
 
 
 def get_through(port, host, path="/1k", timeout=2.0):
@@ -342,6 +388,17 @@ def get_through(port, host, path="/1k", timeout=2.0):
         return None, 0
 
 
+def serves_plaintext(port):
+    """Whether a plaintext GET straight at 127.0.0.1:port gets a 200 (a STRICT mTLS server
+    sidecar's inbound port must not)."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(f"http://127.0.0.1:{port}/1k", timeout=3) as r:
+            return r.status == 200
+    except (OSError, urllib.error.HTTPError):
+        return False
+
+
 def wait_routable(port, host, timeout, procs_to_check):
     """Waits until a request for `host` through the proxy on `port` gets the 1 KiB body."""
     deadline = time.monotonic() + timeout
@@ -355,23 +412,3 @@ def wait_routable(port, host, timeout, procs_to_check):
         time.sleep(0.1)
     raise RuntimeError(f"no 200 with {BODY_BYTES} bytes for http://{host}/1k via 127.0.0.1:{port} "
                        f"after {timeout}s (last: {last})")
-
-
-def grpc_status(port, host, body):
-    """The grpc-status trailer of one unary call through 127.0.0.1:port (curl, h2c), or
-    None when curl is missing or no trailer came: oha ignores trailers, so this is how the
-    harness knows every variant really completes gRPC calls."""
-    try:
-        out = subprocess.run(
-            ["curl", "-sS", "--trace-ascii", "-", "--http2-prior-knowledge", "-X", "POST",
-             "--data-binary", f"@{body}", "-H", "content-type: application/grpc",
-             "-H", "te: trailers", "--connect-to", f"{host}:127.0.0.1:{port}",
-             f"http://{host}{GRPC_PATH}", "-o", "/dev/null"],
-            capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    for line in out.stdout.splitlines():
-        _, _, text = line.partition(": ")
-        if text.lower().startswith("grpc-status:"):
-            return text.split(":", 1)[1].strip()
-    return None

@@ -3,14 +3,16 @@
 Added latency is paired: each run's percentile minus the `direct` run's percentile of the
 same scenario in the same round, then the median over rounds. CPU is per 1,000 answered
 requests, per proxy (the pair's total halved; both sides are also kept). RSS is per proxy:
-the larger of the pair's two processes (nginx: master + workers summed).
+the larger of the pair's two processes (nginx: master + workers summed). The mTLS cost is
+each plane's `-mtls` pair minus its plaintext pair, per scenario.
 """
 
 import statistics
 
 from .load import PERCENTILES
 
-PROXIES = ("weft", "envoy", "nginx")
+PROXIES = ("weft", "envoy", "nginx", "weft-mtls", "envoy-mtls", "nginx-mtls")
+PLANES = ("weft", "envoy", "nginx")
 # What issue 7 asks weft-proxy to reach (reported, never asserted).
 TARGETS = {
     "added_p99_vs_envoy": 0.5,
@@ -74,6 +76,10 @@ def summarize(runs, scenarios):
                         sides.setdefault(side, []).append(s["cpu_s"] / ok * 1000.0)
                     rss.append(max(s["hwm_kib"] for s in r["procs"].values()) / 1024.0)
                 fig["cpu_s_per_1k"] = _median(cpu)
+                cx = [r["upstream_connections"] / max(r["load"]["ok"], 1) for r in mine
+                      if r.get("upstream_connections") is not None]
+                if cx:
+                    fig["connections_per_request"] = _median(cx)
                 fig["cpu_s_per_1k_spread"] = _spread(cpu)
                 fig["cpu_s_per_1k_by_side"] = {k: _median(v) for k, v in sides.items()}
                 fig["rss_peak_mib"] = _median(rss)
@@ -92,7 +98,7 @@ def ratios(summary, max_scenario, main_scenario):
     """weft/Envoy and weft/nginx for the headline figures."""
     out = {}
     main = summary.get(main_scenario, {})
-    w, e, n = (main.get(v, {}) for v in PROXIES)
+    w, e, n = (main.get(v, {}) for v in PLANES)
     for p in PERCENTILES:
         out[f"added_{p}"] = {
             "weft/envoy": _ratio(w.get("added_ms", {}).get(p), e.get("added_ms", {}).get(p)),
@@ -111,7 +117,48 @@ def ratios(summary, max_scenario, main_scenario):
         "weft/envoy": _ratio(mx.get("weft", {}).get("rps"), mx.get("envoy", {}).get("rps")),
         "weft/nginx": _ratio(mx.get("weft", {}).get("rps"), mx.get("nginx", {}).get("rps")),
     }
+    # The same with mTLS between the proxies (each plane's -mtls pair), when measured.
+    wm, em, nm = (main.get(f"{v}-mtls", {}) for v in PLANES)
+    if wm:
+        out["mTLS added_p99"] = {
+            "weft/envoy": _ratio(wm.get("added_ms", {}).get("p99"), em.get("added_ms", {}).get("p99")),
+            "weft/nginx": _ratio(wm.get("added_ms", {}).get("p99"), nm.get("added_ms", {}).get("p99")),
+        }
+        out["mTLS cpu_s_per_1k"] = {
+            "weft/envoy": _ratio(wm.get("cpu_s_per_1k"), em.get("cpu_s_per_1k")),
+            "weft/nginx": _ratio(wm.get("cpu_s_per_1k"), nm.get("cpu_s_per_1k")),
+        }
+        out["mTLS max_rps"] = {
+            "weft/envoy": _ratio(mx.get("weft-mtls", {}).get("rps"), mx.get("envoy-mtls", {}).get("rps")),
+            "weft/nginx": _ratio(mx.get("weft-mtls", {}).get("rps"), mx.get("nginx-mtls", {}).get("rps")),
+        }
     return out
+
+
+def mtls_cost(summary, newconn=None):
+    """Per plane and scenario: CPU per 1,000 requests per proxy with mTLS minus without, and
+    the added p50/p99 with and without; for the new-connection scenario the difference is
+    the cost of one handshake (per proxy: the client side's and the server side's averaged),
+    given per request = per handshake there."""
+    rows = []
+    for name, by_variant in summary.items():
+        for plane in PLANES:
+            plain, tls = by_variant.get(plane), by_variant.get(f"{plane}-mtls")
+            if not plain or not tls:
+                continue
+            cp, ct = plain.get("cpu_s_per_1k"), tls.get("cpu_s_per_1k")
+            rows.append({
+                "scenario": name, "plane": plane, "newconn": name == newconn,
+                "cpu_s_per_1k_plain": cp, "cpu_s_per_1k_mtls": ct,
+                "cpu_s_per_1k_cost": None if cp is None or ct is None else ct - cp,
+                "added_p50_plain": plain.get("added_ms", {}).get("p50"),
+                "added_p50_mtls": tls.get("added_ms", {}).get("p50"),
+                "added_p99_plain": plain.get("added_ms", {}).get("p99"),
+                "added_p99_mtls": tls.get("added_ms", {}).get("p99"),
+                "rps_plain": plain.get("rps"), "rps_mtls": tls.get("rps"),
+                "connections_per_request": tls.get("connections_per_request"),
+            })
+    return rows
 
 
 def targets(summary, ratio, main_scenario):
@@ -147,7 +194,7 @@ def _spread_text(sp, digits=3):
     return "n/a" if not sp else f"{sp[0]:.{digits}f}..{sp[1]:.{digits}f}"
 
 
-def markdown(meta, scenarios, summary, ratio, target_rows, memory, route_table):
+def markdown(meta, scenarios, summary, ratio, target_rows, memory, route_table, newconn="h1-200-newconn"):
     lines = []
     add = lines.append
     add(f"# Data-plane benchmark, {meta['date']}")
@@ -160,7 +207,8 @@ def markdown(meta, scenarios, summary, ratio, target_rows, memory, route_table):
     add("| | |")
     add("|---|---|")
     for k in ("machine", "cpus", "memory", "kernel", "load_before", "load_after", "weft", "envoy",
-              "nginx", "oha", "concurrency", "pinning", "rounds", "last_hop", "skipped", "grpc_status_seen", "wall_time_s"):
+              "nginx", "oha", "concurrency", "pinning", "rounds", "last_hop", "skipped", "grpc_check", "mtls",
+              "wall_time_s"):
         add(f"| {k} | {meta.get(k, 'n/a')} |")
     add("")
     add("## Targets (issue 7), weft-proxy at HTTP/1.1 1,000 rps / 16 connections")
@@ -216,6 +264,8 @@ def markdown(meta, scenarios, summary, ratio, target_rows, memory, route_table):
         return _f(m.get(key), 1) + ("" if anon is None else f" ({anon:.1f})")
 
     for v in PROXIES:
+        if v not in memory:
+            continue
         for side in ("client", "server"):
             m = memory.get(v, {}).get(side, {})
             add(f"| {v} | {side} | {with_anon(m, 'idle_mib')} | {_f(m.get('peak_mib'), 1)} | "
@@ -232,17 +282,39 @@ def markdown(meta, scenarios, summary, ratio, target_rows, memory, route_table):
             "the 1,000 rps HTTP/1.1 run repeated with the big table (the bench service is one vhost among "
             f"{route_table['services'] + 1}).")
         add("")
-    add("## Not measured")
-    add("")
-    add("- mTLS between the sidecars: Weft has no workload certificates yet (add the scenario when "
-        "the CA lands).")
+    cost = mtls_cost(summary, newconn)
+    if cost:
+        add("## mTLS cost")
+        add("")
+        add("Per proxy, each plane's mTLS pair against its plaintext pair in the same scenario: CPU seconds "
+            "per 1,000 requests (median of rounds) and the difference (the mTLS cost per 1,000 requests); "
+            "added latency over direct (ms). In the new-connection scenario every request is a new "
+            "connection between the two proxies, so the difference there is the cost of 1,000 "
+            "handshakes (client and server side averaged) on top of the cost per request.")
+        add("")
+        add("| scenario | plane | CPU s/1k plaintext | CPU s/1k mTLS | mTLS cost s/1k | added p50 plain / mTLS | "
+            "added p99 plain / mTLS | rps plain / mTLS | new connections per request (mTLS) |")
+        add("|---|---|---|---|---|---|---|---|---|")
+        for r in cost:
+            add(f"| {r['scenario']} | {r['plane']} | {_f(r['cpu_s_per_1k_plain'], 4)} | {_f(r['cpu_s_per_1k_mtls'], 4)} | "
+                f"{_f(r['cpu_s_per_1k_cost'], 4)} | {_f(r['added_p50_plain'])} / {_f(r['added_p50_mtls'])} | "
+                f"{_f(r['added_p99_plain'])} / {_f(r['added_p99_mtls'])} | {_f(r['rps_plain'], 0)} / "
+                f"{_f(r['rps_mtls'], 0)} | {_f(r['connections_per_request'], 2)} |")
+        add("")
+    missing = []
+    if not cost:
+        missing.append("- mTLS between the proxies (run without --no-mtls).")
     if "HTTP/1.1 from the server sidecar" in str(meta.get("last_hop", "")):
-        add("- HTTP/2 and gRPC end to end through the sidecars: weftd gives the inbound cluster of an "
-            "HTTP2/GRPC port no HTTP/2 protocol options (Istio does), so the server sidecar speaks "
-            "HTTP/1.1 to the app. The HTTP/2 scenario ran with HTTP/1.1 on that last hop (Envoy and "
-            "weft alike); gRPC through the sidecars was skipped. The harness detects the fix by "
-            "itself and then measures both end to end.")
-    add("")
+        missing.append("- HTTP/2 and gRPC end to end through the sidecars: weftd gives the inbound cluster "
+                       "of an HTTP2/GRPC port no HTTP/2 protocol options (Istio does), so the server sidecar "
+                       "speaks HTTP/1.1 to the app. The HTTP/2 scenario ran with HTTP/1.1 on that last hop "
+                       "(Envoy and weft alike); gRPC through the sidecars was skipped. The harness detects "
+                       "the fix by itself and then measures both end to end.")
+    if missing:
+        add("## Not measured")
+        add("")
+        lines.extend(missing)
+        add("")
     add("## How noisy it was")
     add("")
     add(meta.get("noise", ""))

@@ -5,7 +5,8 @@
 
 import unittest
 
-from harness import load, report
+import summary
+from harness import load, mtls, report
 
 
 def run(scenario, variant, rnd, p50, p99, ok=1000, cpu=(0.0, 0.0), hwm=(1024, 1024)):
@@ -24,6 +25,7 @@ def run(scenario, variant, rnd, p50, p99, ok=1000, cpu=(0.0, 0.0), hwm=(1024, 10
 
 
 SC = load.Scenario("s", "http", 100, 16, 10)
+TOOLS = load.Tools("oha", "/bin/bench-load")
 
 
 class SummarizeTest(unittest.TestCase):
@@ -79,7 +81,7 @@ class RatioTest(unittest.TestCase):
 
 class LoadArgvTest(unittest.TestCase):
     def test_open_loop_runs_correct_for_coordinated_omission(self):
-        cmd = load.argv("oha", SC, "bench-weft", 9080, 15001, "0", 1)
+        cmd = load.argv(TOOLS, SC, "bench-weft", 9080, 15001, "0", 1)
         self.assertIn("--latency-correction", cmd)
         self.assertEqual(cmd[cmd.index("-q") + 1], "100")
         self.assertEqual(cmd[:3], ["taskset", "-c", "0"])
@@ -88,17 +90,68 @@ class LoadArgvTest(unittest.TestCase):
 
     def test_closed_loop_has_no_rate(self):
         sc = load.Scenario("max", "http", None, 64, 5)
-        cmd = load.argv("oha", sc, "h", 9080, 1, None, 1)
+        cmd = load.argv(TOOLS, sc, "h", 9080, 1, None, 1)
         self.assertNotIn("-q", cmd)
         self.assertNotIn("--latency-correction", cmd)
 
-    def test_grpc_is_a_framed_post_over_h2(self):
+    def test_grpc_runs_bench_load_which_checks_every_status(self):
         sc = load.Scenario("g", "grpc", 1000, 4, 5, streams=4)
-        cmd = load.argv("oha", sc, "h", 9082, 1, None, 1, "/tmp/body")
-        self.assertIn("--http2", cmd)
-        self.assertEqual(cmd[cmd.index("-m") + 1], "POST")
-        self.assertIn("content-type: application/grpc", cmd)
-        self.assertEqual(cmd[-1], f"http://h:9082{load.GRPC_PATH}")
+        cmd = load.argv(TOOLS, sc, "h", 9082, 1, "0", 1, "/tmp/body")
+        self.assertEqual(cmd[:5], ["taskset", "-c", "0", "/bin/bench-load", "grpc"])
+        self.assertEqual(cmd[cmd.index("--rate") + 1], "1000")
+        self.assertEqual(cmd[cmd.index("--authority") + 1], "h:9082")
+        self.assertEqual(cmd[cmd.index("--target") + 1], "127.0.0.1:1")
+
+    def test_bench_load_output_counts_non_zero_grpc_status_as_failed(self):
+        out = load._from_bench_load({
+            "requests": 10, "ok": 7, "failures": {"grpc-status 14": 2, "no grpc-status": 1},
+            "grpc_status": {"0": 7, "14": 2}, "rps": 10.0, "response_bytes": 7168,
+            "latency_ms": {"p50": 1.0, "p90": 2.0, "p99": 3.0, "p99.9": 4.0},
+        })
+        self.assertEqual(out["requests"] - out["ok"], 3)
+        self.assertEqual(out["statuses"], {"grpc-status 0": 7, "grpc-status 14": 2})
+        self.assertEqual(out["errors"]["no grpc-status"], 1)
+
+
+class MtlsCostTest(unittest.TestCase):
+    def test_cost_is_mtls_minus_plaintext_per_plane(self):
+        runs = [run("s", "direct", 0, 1, 1),
+                run("s", "weft", 0, 1.1, 1.2, cpu=(0.05, 0.05)),
+                run("s", "weft-mtls", 0, 1.2, 1.5, cpu=(0.08, 0.06)),
+                run("s", "envoy", 0, 1.3, 2.0, cpu=(0.15, 0.15))]
+        rows = report.mtls_cost(report.summarize(runs, [SC]))
+        # Only weft has both pairs; 0.07 - 0.05 s per 1,000 requests per proxy.
+        self.assertEqual([r["plane"] for r in rows], ["weft"])
+        self.assertAlmostEqual(rows[0]["cpu_s_per_1k_cost"], 0.02)
+        self.assertAlmostEqual(rows[0]["added_p99_mtls"], 0.5)
+
+class SummaryTableTest(unittest.TestCase):
+    def test_mtls_rows_are_differences_of_cpu_per_thousand(self):
+        def f(cpu, p99=1.0):
+            return {"cpu_s_per_1k": cpu, "added_ms": {"p50": 0.1, "p99": p99}, "rps": 1000.0}
+        data = {"meta": {"grpc_check": "..."}, "memory": {}, "summary": {
+            "h1-1000": {"weft": f(0.050), "envoy": f(0.150), "nginx": f(0.025),
+                        "weft-mtls": f(0.070), "envoy-mtls": f(0.180), "nginx-mtls": f(0.045)},
+            "h1-200-newconn": {"weft": f(0.2), "envoy": f(0.4), "nginx": f(0.1),
+                               "weft-mtls": f(0.35), "envoy-mtls": f(0.5), "nginx-mtls": f(0.6)},
+        }}
+        rows = {r.split(" | ")[0].lstrip("| "): r for r in summary.rows(data)}
+        cost = rows["mTLS cost per 1,000 requests (mTLS − plaintext CPU)"]
+        self.assertIn("| 20 ms | 30 ms | 20 ms | 0.67 | 1.00 |", cost)
+        handshake = next(v for k, v in rows.items() if k.startswith("mTLS handshake"))
+        self.assertIn("| 150 ms | 100 ms | 500 ms | 1.50 | 0.30 |", handshake)
+
+
+class MtlsConfigTest(unittest.TestCase):
+    def test_strict_mesh_wide_and_permissive_for_the_plaintext_pairs(self):
+        modes = {(d["metadata"]["namespace"], d["spec"]["mtls"]["mode"]) for d in mtls.policies()}
+        self.assertEqual(modes, {("istio-system", "STRICT"), ("default", "PERMISSIVE")})
+
+    def test_one_connection_per_request_rule_names_the_service(self):
+        (dr,) = mtls.one_conn_per_request([("secure", "bench-weft-mtls.secure.svc.cluster.local")])
+        self.assertEqual(dr["metadata"]["namespace"], "secure")
+        self.assertEqual(dr["spec"]["host"], "bench-weft-mtls.secure.svc.cluster.local")
+        self.assertEqual(dr["spec"]["trafficPolicy"]["connectionPool"]["http"]["maxRequestsPerConnection"], 1)
 
 
 if __name__ == "__main__":

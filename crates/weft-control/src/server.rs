@@ -198,18 +198,16 @@ pub async fn run(
     // Translation plus the CA's SDS secrets (ROOTCA, and `default` for proxies that
     // proved their identity with a bootstrap token).
     let mesh_secrets = Arc::new(MeshSecrets::new(ca.clone()));
-    let generator: crate::xds::Generator = Arc::new(move |snapshot, proxy| {
-        let mut generated = crate::translate::generate(snapshot, proxy);
-        mesh_secrets.add(snapshot, proxy, &mut generated);
-        generated
+    // Renews those `default` certificates at half-life, pushed without a config change.
+    let rotations = mesh_secrets.rotations();
+    tokio::spawn(mesh_secrets.clone().run_rotation(stop_rx.clone()));
+    // Translation shares each view's outbound part between proxies; the hook completes
+    // every proxy's own part.
+    let hook: crate::xds::LocalHook = Arc::new(move |snapshot, proxy, generated| {
+        mesh_secrets.add(snapshot, proxy, generated);
     });
-    let xds = Xds::with_generator(
-        snapshots,
-        store.clone(),
-        xds_config,
-        stop_rx.clone(),
-        generator,
-    );
+    let xds = Xds::with_local_hook(snapshots, store.clone(), xds_config, stop_rx.clone(), hook);
+    xds.regenerate_on_secret_rotation(rotations);
     xds.adopt_orphans().await;
     let mut xds_stop = stop_rx.clone();
     let ads = tokio::spawn(
@@ -217,7 +215,9 @@ pub async fn run(
             .add_service(xds.service())
             .add_service(CaService::new(ca.clone()).server())
             .serve_with_incoming_shutdown(
-                tonic::transport::server::TcpIncoming::from(xds_listener),
+                // Without TCP_NODELAY a unary answer's trailers wait ~40 ms for the client's
+                // delayed ACK (Nagle): one client got ~22 certificates a second.
+                tonic::transport::server::TcpIncoming::from(xds_listener).with_nodelay(Some(true)),
                 async move {
                     let _ = xds_stop.wait_for(|down| *down).await;
                 },

@@ -111,6 +111,12 @@ pub struct Weftd {
 impl Weftd {
     /// Starts weftd and waits until `GET /` answers 200.
     pub fn start() -> Weftd {
+        Weftd::start_with(&[])
+    }
+
+    /// Starts weftd with `extra` flags (e.g. `--workload-cert-ttl 20s`) and waits until
+    /// `GET /` answers 200.
+    pub fn start_with(extra: &[&str]) -> Weftd {
         let data_dir = tempfile::tempdir().expect("create a temp data dir");
         let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
         // Its own xDS port too: the default 15010 would collide between parallel tests.
@@ -124,6 +130,7 @@ impl Weftd {
             .arg(addr.to_string())
             .arg("--xds-addr")
             .arg(xds_addr.to_string())
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             // A file, not a pipe: nobody reads a pipe while tests run, and a full one would

@@ -30,6 +30,12 @@ pub enum Via {
     /// HTTPS to the gateway (the URL's port, else the gateway port) with the URL's host as
     /// SNI and `Host`, trusting only the suite's CA: the certificate must name that host.
     GatewayTls,
+    /// Straight to the URL (no proxy, a new connection): a caller outside the mesh, in
+    /// plaintext, e.g. at a sidecar's inbound port (`http://127.0.0.1:{{inbound:details-v1}}/`).
+    Direct,
+    /// Like `Direct`, over one shared client that keeps its connections alive between
+    /// requests and checks: what a long-lived HTTP/1.1 client does.
+    KeepAlive,
     /// Raw TCP to 127.0.0.1 at the URL's port (`tcp://gateway:PORT/payload`): sends the
     /// path without its `/`, closes its side and reads everything back. The answer is 200
     /// with the body read; `weft-echo --tcp`'s name prefix becomes `x-echo-name`.
@@ -110,6 +116,8 @@ pub struct MeshClient {
     proxied: Client,
     canary: Option<Client>,
     direct: Client,
+    /// Keeps idle connections, unlike every other client here.
+    keep_alive: Client,
     /// The suite's CA, the only root [`Via::GatewayTls`] trusts.
     ca: Option<reqwest::Certificate>,
 }
@@ -139,6 +147,7 @@ impl MeshClient {
             proxied: build(proxied_to(outbound_port)?)?,
             canary: None,
             direct: build(builder().no_proxy())?,
+            keep_alive: build(builder().no_proxy().pool_max_idle_per_host(1))?,
             ca: None,
         })
     }
@@ -202,7 +211,8 @@ impl MeshClient {
         let shared = match (req.via, &req.source) {
             (Via::Sidecar, None) => Some(self.proxied.clone()),
             (Via::CanarySidecar, None) => self.canary.clone(),
-            (Via::SidecarHost | Via::Gateway, None) => Some(self.direct.clone()),
+            (Via::SidecarHost | Via::Gateway | Via::Direct, None) => Some(self.direct.clone()),
+            (Via::KeepAlive, None) => Some(self.keep_alive.clone()),
             _ => None,
         };
         let client = match shared {

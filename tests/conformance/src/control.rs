@@ -207,6 +207,31 @@ impl ControlPlane {
         }
     }
 
+    /// A bootstrap token for service account `sa` of namespace `ns` (`weft token create`),
+    /// written to `<scratch>/tokens/<ns>.<sa>`; the file's path.
+    pub fn token_file(&self, ns: &str, sa: &str) -> Result<PathBuf, String> {
+        let out = Command::new(binary("weft"))
+            .args(["token", "create", "-n", ns, "--service-account", sa])
+            .env("WEFT_SERVER", self.server())
+            .env("WEFT_DATA_DIR", self.data_dir())
+            .env_remove("WEFT_TOKEN")
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("run weft token create: {e}"))?;
+        let token = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        if !out.status.success() || token.is_empty() {
+            return Err(format!(
+                "weft token create -n {ns} --service-account {sa}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        let dir = self.scratch().join("tokens");
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let path = dir.join(format!("{ns}.{sa}"));
+        std::fs::write(&path, token).map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(path)
+    }
+
     /// `GET /debug/proxies`, or None while weftd does not serve it.
     pub fn proxies(&self) -> Option<Value> {
         let resp = self.http.get(self.url("/debug/proxies")).send().ok()?;

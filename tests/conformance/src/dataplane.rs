@@ -37,6 +37,15 @@ pub struct BootstrapArgs {
     pub work_dir: PathBuf,
 }
 
+/// A workload identity: the service account and a file holding its bootstrap token
+/// (`weft token create`). Envoy gets it through the bootstrap (SDS from weftd),
+/// weft-proxy through its own flags (it makes its key and asks weftd's CA).
+#[derive(Clone, Debug)]
+pub struct Identity {
+    pub service_account: String,
+    pub token_file: PathBuf,
+}
+
 impl BootstrapArgs {
     /// The `weft bootstrap envoy` command line for these arguments.
     pub fn cli_args(&self) -> Vec<String> {
@@ -66,13 +75,33 @@ impl BootstrapArgs {
         }
         args
     }
+
+    /// [`BootstrapArgs::cli_args`] with `identity`'s token in the bootstrap, as Envoy
+    /// needs it (the ADS stream carries it; weftd answers with SDS secrets).
+    pub fn cli_args_with_token(&self, identity: Option<&Identity>) -> Vec<String> {
+        let mut args = self.cli_args();
+        if let Some(id) = identity {
+            args.push("--token-file".into());
+            args.push(id.token_file.display().to_string());
+        }
+        args
+    }
 }
 
 /// A data plane implementation the suite can start proxies of.
 pub trait DataPlane {
     /// Short name for the summary line, e.g. `envoy`.
     fn name(&self) -> &str;
-    fn start(&self, args: &BootstrapArgs) -> Result<Box<dyn RunningProxy>, String>;
+    /// Starts a proxy without a workload identity: plaintext only.
+    fn start(&self, args: &BootstrapArgs) -> Result<Box<dyn RunningProxy>, String> {
+        self.start_as(args, None)
+    }
+    /// Starts a proxy with `identity` (mesh mTLS), or without one.
+    fn start_as(
+        &self,
+        args: &BootstrapArgs,
+        identity: Option<&Identity>,
+    ) -> Result<Box<dyn RunningProxy>, String>;
 }
 
 /// One running proxy; stopped when dropped.
@@ -97,10 +126,11 @@ pub trait RunningProxy {
     fn log(&self) -> String;
 }
 
-/// Runs `weft bootstrap envoy` for `args` and writes the bootstrap into the work dir.
-fn write_bootstrap(args: &BootstrapArgs) -> Result<PathBuf, String> {
+/// Runs `weft bootstrap envoy` with `cli` (from `args`) and writes the bootstrap into
+/// the work dir.
+fn write_bootstrap(args: &BootstrapArgs, cli: &[String]) -> Result<PathBuf, String> {
     let out = Command::new(binary("weft"))
-        .args(args.cli_args())
+        .args(cli)
         .env("WEFT_SERVER", &args.server)
         .env("WEFT_DATA_DIR", &args.data_dir)
         .env_remove("WEFT_TOKEN")
@@ -110,7 +140,7 @@ fn write_bootstrap(args: &BootstrapArgs) -> Result<PathBuf, String> {
     if !out.status.success() {
         return Err(format!(
             "weft {} failed: {}",
-            args.cli_args().join(" "),
+            cli.join(" "),
             String::from_utf8_lossy(&out.stderr)
         ));
     }
@@ -141,15 +171,23 @@ impl DataPlane for EnvoyDataPlane {
         "envoy"
     }
 
-    fn start(&self, args: &BootstrapArgs) -> Result<Box<dyn RunningProxy>, String> {
-        let config = write_bootstrap(args)?;
+    fn start_as(
+        &self,
+        args: &BootstrapArgs,
+        identity: Option<&Identity>,
+    ) -> Result<Box<dyn RunningProxy>, String> {
+        let config = write_bootstrap(args, &args.cli_args_with_token(identity))?;
         let mut command = Command::new(&self.envoy);
         command
             .arg("-c")
             .arg(&config)
             // Several Envoys share the host; hot restart would make them fight over one
             // shared-memory region.
-            .args(["--disable-hot-restart", "-l", "warning"]);
+            .args(["--disable-hot-restart", "-l", "warning"])
+            // As Istio's pilot-agent starts Envoy: connections of a replaced listener are
+            // told to close at once (`Connection: close`, GOAWAY), not over ten minutes,
+            // so a changed policy reaches keep-alive clients.
+            .args(["--drain-strategy", "immediate", "--drain-time-s", "45"]);
         ProxyProcess::spawn("envoy", command, args)
     }
 }
@@ -180,13 +218,26 @@ impl DataPlane for WeftDataPlane {
         "weft"
     }
 
-    fn start(&self, args: &BootstrapArgs) -> Result<Box<dyn RunningProxy>, String> {
-        let config = write_bootstrap(args)?;
+    fn start_as(
+        &self,
+        args: &BootstrapArgs,
+        identity: Option<&Identity>,
+    ) -> Result<Box<dyn RunningProxy>, String> {
+        let config = write_bootstrap(args, &args.cli_args())?;
         let mut command = Command::new(&self.proxy);
         command.arg("--bootstrap").arg(&config).env(
             "RUST_LOG",
             std::env::var("WEFT_PROXY_LOG").unwrap_or_else(|_| "warn".into()),
         );
+        if let Some(id) = identity {
+            command
+                .arg("--ca-addr")
+                .arg(args.xds.to_string())
+                .arg("--token-file")
+                .arg(&id.token_file)
+                .args(["--namespace", &args.namespace])
+                .args(["--service-account", &id.service_account]);
+        }
         ProxyProcess::spawn("weft-proxy", command, args)
     }
 }
@@ -326,6 +377,10 @@ mod tests {
             data_dir: PathBuf::new(),
             work_dir: PathBuf::new(),
         };
+        let identity = Identity {
+            service_account: "sleep".into(),
+            token_file: PathBuf::from("/t/sleep.token"),
+        };
         let line = args.cli_args().join(" ");
         assert!(line.starts_with("bootstrap envoy --capture explicit"));
         for part in [
@@ -337,5 +392,8 @@ mod tests {
         ] {
             assert!(line.contains(part), "{line} lacks {part}");
         }
+        assert!(!line.contains("--token-file"));
+        let with_token = args.cli_args_with_token(Some(&identity)).join(" ");
+        assert!(with_token.ends_with("--token-file /t/sleep.token"));
     }
 }

@@ -1,11 +1,14 @@
 //! The shared mesh every scenario runs in: one weftd, a Bookinfo-shaped echo fleet, a client
 //! sidecar (and a second one with other labels), a sidecar in front of `details`, an ingress
 //! gateway, and unregistered TCP, HTTPS and egress echoes that scenarios declare themselves.
+//! Every proxy has a workload identity (its WorkloadGroup's service account, proven with a
+//! bootstrap token from weftd), and `details` is labelled for mesh mTLS, so the sidecars
+//! talk mutual TLS to it (auto mTLS) under the default PERMISSIVE mode.
 
 use crate::certs::Certs;
 use crate::client::MeshClient;
 use crate::control::{ControlPlane, ResourceKey};
-use crate::dataplane::{BootstrapArgs, DataPlane, ProxyType, RunningProxy};
+use crate::dataplane::{BootstrapArgs, DataPlane, Identity, ProxyType, RunningProxy};
 use crate::echo::{EchoMode, EchoServer};
 use crate::Vars;
 use reqwest::blocking::Client;
@@ -75,6 +78,19 @@ enum Extra {
     Tls(&'static str),
 }
 
+/// WorkloadGroups of the clients and the gateway; each is its own service account too,
+/// so a policy tells them apart by principal
+/// (`cluster.local/ns/default/sa/sleep-canary`).
+pub const CLIENT_GROUPS: [&str; 3] = ["sleep", "sleep-canary", "istio-ingressgateway"];
+
+/// The label of workloads whose sidecar takes mesh mTLS (Istio's auto mTLS looks at it).
+const TLS_MODE: (&str, &str) = ("security.istio.io/tlsMode", "istio");
+
+/// The service account of a fleet service's instances, as Bookinfo names them.
+fn account(service: &str) -> String {
+    format!("bookinfo-{service}")
+}
+
 /// Labels of the second client's WorkloadGroup, for `sourceLabels` scenarios.
 pub const CANARY_LABELS: &[(&str, &str)] = &[("app", "sleep"), ("track", "canary")];
 
@@ -96,6 +112,9 @@ pub struct Mesh {
     pub canary_port: u16,
     /// The suite's CA, when `openssl` could make one.
     pub certs: Option<Certs>,
+    /// Inbound port of each server-side sidecar, by instance name (`details-v1`):
+    /// `{{inbound:details-v1}}`, where a plaintext caller outside the mesh knocks.
+    pub inbound_ports: BTreeMap<&'static str, u16>,
     /// The config every scenario starts from, to restore what a scenario replaced.
     pub base: BTreeMap<ResourceKey, Value>,
     /// Whether the client sidecar got its outbound listener; if not, scenarios are not
@@ -119,8 +138,8 @@ impl Mesh {
         }
         let outbound_port = free_port();
         let canary_port = free_port();
-        let gateway_port = free_port();
-        let gateway_port_2 = free_port();
+        let gateway_port = late_bound_port();
+        let gateway_port_2 = late_bound_port();
         let mut problems = Vec::new();
         let certs = match Certs::new_ca(&control.scratch().join("certs")) {
             Ok(c) => Some(c),
@@ -171,6 +190,7 @@ impl Mesh {
             outbound_port,
             canary_port,
             certs,
+            inbound_ports,
             base,
             converged: false,
             problems,
@@ -187,6 +207,28 @@ impl Mesh {
             mesh.control.apply(&doc)?;
             mesh.base.insert(ResourceKey::of(&doc)?, doc);
         }
+        // Every proxy proves its workload identity (the WorkloadGroup's service account)
+        // with a bootstrap token, so sidecars talk mutual TLS and policies see principals.
+        let mut identity = |sa: &str| match mesh.control.token_file("default", sa) {
+            Ok(token_file) => Some(Identity {
+                service_account: sa.to_owned(),
+                token_file,
+            }),
+            Err(e) => {
+                mesh.problems.push(format!("no identity for {sa}: {e}"));
+                None
+            }
+        };
+        let identities: BTreeMap<String, Option<Identity>> = FLEET
+            .iter()
+            .filter(|wl| wl.sidecar)
+            .map(|wl| account(wl.service))
+            .chain(CLIENT_GROUPS.iter().map(|g| (*g).to_owned()))
+            .map(|sa| {
+                let id = identity(&sa);
+                (sa, id)
+            })
+            .collect();
         let args = |group: &str, kind: ProxyType| BootstrapArgs {
             workload_group: group.to_owned(),
             namespace: "default".into(),
@@ -201,11 +243,12 @@ impl Mesh {
             data_dir: mesh.control.data_dir(),
             work_dir: mesh.control.scratch().join(group),
         };
+        let id = |sa: &str| identities.get(sa).and_then(Option::as_ref);
         let client_args = BootstrapArgs {
             outbound_port,
             ..args("sleep", ProxyType::Sidecar)
         };
-        match dp.start(&client_args) {
+        match dp.start_as(&client_args, id("sleep")) {
             Ok(p) => mesh.sidecar = Some(p),
             Err(e) => mesh.problems.push(format!("client sidecar: {e}")),
         }
@@ -213,7 +256,7 @@ impl Mesh {
             outbound_port: canary_port,
             ..args("sleep-canary", ProxyType::Sidecar)
         };
-        match dp.start(&canary_args) {
+        match dp.start_as(&canary_args, id("sleep-canary")) {
             Ok(p) => mesh.canary = Some(p),
             Err(e) => mesh.problems.push(format!("canary client sidecar: {e}")),
         }
@@ -221,7 +264,7 @@ impl Mesh {
             labels: vec![("istio".into(), "ingressgateway".into())],
             ..args("istio-ingressgateway", ProxyType::Router)
         };
-        match dp.start(&gateway_args) {
+        match dp.start_as(&gateway_args, id("istio-ingressgateway")) {
             Ok(p) => mesh.gateway = Some(p),
             Err(e) => mesh.problems.push(format!("gateway: {e}")),
         }
@@ -233,7 +276,7 @@ impl Mesh {
                 app_ports: vec![("http".into(), echo.addr.port())],
                 ..args(wl.name, ProxyType::Sidecar)
             };
-            match dp.start(&server_args) {
+            match dp.start_as(&server_args, id(&account(wl.service))) {
                 Ok(p) => mesh.servers.push(p),
                 Err(e) => mesh.problems.push(format!("{} sidecar: {e}", wl.name)),
             }
@@ -327,6 +370,9 @@ impl Mesh {
         for echo in &self.echoes {
             values.insert(format!("port:{}", echo.name), echo.addr.port().to_string());
         }
+        for (name, port) in &self.inbound_ports {
+            values.insert(format!("inbound:{name}"), port.to_string());
+        }
         values.insert("gateway_port".into(), self.gateway_port.to_string());
         values.insert("gateway_port_2".into(), self.gateway_port_2.to_string());
         if let Some(certs) = &self.certs {
@@ -346,6 +392,28 @@ impl Mesh {
         }
         Ok(total)
     }
+}
+
+/// A port for a listener that comes and goes with the scenarios (the gateway's): outside
+/// the kernel's ephemeral range, so no connection's local port takes it while it is
+/// unbound (the proxy would then fail to bind it: `Address already in use`). Falls back
+/// to an ephemeral one.
+fn late_bound_port() -> u16 {
+    use std::net::TcpListener;
+    // Spread the start so parallel suites rarely try the same ports.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::from(d.subsec_nanos()))
+        .unwrap_or_default();
+    let (low, span) = (20_000u64, 12_000u64);
+    let start = (u64::from(std::process::id()) ^ nanos) % span;
+    (0..256)
+        .map(|i| (low + (start + i * 37) % span) as u16)
+        .find(|port| {
+            TcpListener::bind(("0.0.0.0", *port)).is_ok()
+                && TcpListener::bind(("127.0.0.1", *port)).is_ok()
+        })
+        .unwrap_or_else(free_port)
 }
 
 /// ServiceEntries, WorkloadEntries and WorkloadGroups describing the fleet, generated from
@@ -371,9 +439,11 @@ fn fleet_config(
         }));
     }
     for (wl, echo) in FLEET.iter().zip(echoes) {
-        let labels = json!({"app": wl.service, "version": wl.version});
-        let account = format!("bookinfo-{}", wl.service);
+        let mut labels = json!({"app": wl.service, "version": wl.version});
+        let account = account(wl.service);
         if wl.sidecar {
+            // Its sidecar takes mesh mTLS: callers' sidecars use it (auto mTLS).
+            labels[TLS_MODE.0] = TLS_MODE.1.into();
             // The sidecar's inbound listener binds this port and forwards to the echo server.
             let port = free_port();
             inbound.insert(wl.name, port);
@@ -400,12 +470,14 @@ fn fleet_config(
     }
     let canary: serde_json::Map<String, Value> = CANARY_LABELS
         .iter()
+        .chain([&TLS_MODE])
         .map(|(k, v)| ((*k).to_owned(), Value::from(*v)))
         .collect();
+    let [sleep, canary_group, gateway] = CLIENT_GROUPS;
     for (group, labels) in [
-        ("sleep", json!({"app": "sleep"})),
-        ("sleep-canary", Value::Object(canary)),
-        ("istio-ingressgateway", json!({"istio": "ingressgateway"})),
+        (sleep, json!({"app": "sleep", TLS_MODE.0: TLS_MODE.1})),
+        (canary_group, Value::Object(canary)),
+        (gateway, json!({"istio": "ingressgateway"})),
     ] {
         docs.push(json!({
             "apiVersion": "networking.istio.io/v1", "kind": "WorkloadGroup",

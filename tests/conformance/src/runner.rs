@@ -166,6 +166,15 @@ fn apply_and_check(
     scenario: &Scenario,
     applied: &mut BTreeSet<ResourceKey>,
 ) -> Result<(), String> {
+    let budget = if scenario.pending.is_some() {
+        CONVERGE_PENDING
+    } else {
+        CONVERGE
+    };
+    for (i, check) in scenario.before.iter().enumerate() {
+        run_check_until(mesh, check, budget)
+            .map_err(|e| format!("before the config, check {}: {e}", i + 1))?;
+    }
     let vars = mesh.vars();
     for source in &scenario.config {
         for doc in crate::load_source_with(source, mesh.gateway_port, &vars)? {
@@ -175,28 +184,39 @@ fn apply_and_check(
         }
     }
     converge(mesh);
-    let Some((first, rest)) = scenario.checks.split_first() else {
+    if scenario.checks.is_empty() {
         return Err("scenario has no checks".into());
-    };
-    let budget = if scenario.pending.is_some() {
-        CONVERGE_PENDING
-    } else {
-        CONVERGE
-    };
+    }
+    for (i, check) in scenario.checks.iter().enumerate() {
+        let result = if i == 0 || check.wait {
+            run_check_until(mesh, check, budget)
+        } else {
+            run_check(mesh, check)
+        };
+        result.map_err(|e| format!("check {}: {e}", i + 1))?;
+    }
+    Ok(())
+}
+
+/// [`run_check`] retried until it passes or `budget` runs out (at once when the mesh never
+/// converged); a [`Check::wait`] check uses up connections from before first.
+fn run_check_until(mesh: &Mesh, check: &Check, budget: Duration) -> Result<(), String> {
+    if check.wait {
+        let mut flush = check.clone();
+        flush.times = 16;
+        flush.concurrency = 8;
+        flush.each.refused = true;
+        // Answers and transport errors alike are what the old connections say.
+        let _ = send_all(mesh, &flush);
+    }
     let deadline = Instant::now() + budget;
     loop {
-        match run_check(mesh, first) {
-            Ok(()) => break,
-            Err(e) if Instant::now() > deadline || !mesh.converged => {
-                return Err(format!("check 1: {e}"));
-            }
+        match run_check(mesh, check) {
+            Ok(()) => return Ok(()),
+            Err(e) if Instant::now() > deadline || !mesh.converged => return Err(e),
             Err(_) => std::thread::sleep(Duration::from_millis(200)),
         }
     }
-    for (i, check) in rest.iter().enumerate() {
-        run_check(mesh, check).map_err(|e| format!("check {}: {e}", i + 2))?;
-    }
-    Ok(())
 }
 
 /// Puts back the base config a scenario replaced and deletes what it added.
@@ -234,6 +254,8 @@ fn run_check(mesh: &Mesh, check: &Check) -> Result<(), String> {
     let entry = match check.request.via {
         Via::Gateway | Via::GatewayTls | Via::Tcp => mesh.gateway.as_deref(),
         Via::Sidecar | Via::SidecarHost | Via::SidecarH2c => mesh.sidecar.as_deref(),
+        // Straight to a server-side sidecar.
+        Via::Direct | Via::KeepAlive => mesh.servers.first().map(|p| p.as_ref()),
         Via::CanarySidecar => mesh.canary.as_deref(),
     };
     let served_before = served(mesh, check)?;
@@ -320,7 +342,10 @@ fn send_all(mesh: &Mesh, check: &Check) -> Result<Vec<Response>, String> {
                 let n = per_worker.min(check.times.saturating_sub(w * per_worker));
                 s.spawn(move || {
                     (0..n)
-                        .map(|i| client.send(&template.numbered(w * per_worker + i + 1)))
+                        .map(|i| {
+                            let sent = client.send(&template.numbered(w * per_worker + i + 1));
+                            answer_or_refusal(sent, check.each.refused)
+                        })
                         .collect::<Result<Vec<_>, _>>()
                 })
             })
@@ -338,6 +363,23 @@ fn send_all(mesh: &Mesh, check: &Check) -> Result<Vec<Response>, String> {
         all.extend(r?);
     }
     Ok(all)
+}
+
+/// A transport error as a status-0 response when the check expects one (the verdict
+/// then judges it), else as the error it is.
+fn answer_or_refusal(
+    sent: Result<Response, String>,
+    refusal_expected: bool,
+) -> Result<Response, String> {
+    match sent {
+        Err(why) if refusal_expected => Ok(Response {
+            status: 0,
+            headers: Default::default(),
+            body: why,
+            elapsed: Duration::ZERO,
+        }),
+        other => other,
+    }
 }
 
 /// Sends the request once, then `times - 1` more with the cookie the first answer set.

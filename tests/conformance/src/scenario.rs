@@ -21,6 +21,10 @@ pub struct Scenario {
     /// Run in order; the first is retried until it passes (bounded) to wait for the config
     /// to reach the data plane, so it must tell the new config from the previous one.
     pub checks: Vec<Check>,
+    /// Run before the config is applied (e.g. to open a keep-alive connection), each
+    /// retried until it passes: the previous scenario's restored config may still be on
+    /// its way to a server-side sidecar.
+    pub before: Vec<Check>,
     /// Set while the feature is not translated yet: a failure is reported, not counted as
     /// one; a pass fails the run so the marker gets removed.
     pub pending: Option<&'static str>,
@@ -46,6 +50,9 @@ pub struct Expect {
     pub body_contains: Option<&'static str>,
     pub min_elapsed: Option<Duration>,
     pub max_elapsed: Option<Duration>,
+    /// No HTTP answer at all: the connection was refused, reset or closed (a plaintext
+    /// caller at a STRICT mTLS port). Such responses have status 0.
+    pub refused: bool,
 }
 
 /// One request (sent `times` times, `concurrency` at once) and what must come back. `{n}`
@@ -76,6 +83,14 @@ pub struct Check {
     /// The first response must set this cookie; every later request sends it back.
     /// Requests then go one at a time.
     pub resend_cookie: Option<&'static str>,
+    /// For a check whose entry proxy may still hold connections to the server accepted
+    /// before the server's listener changed: Envoy answers one more request on such a
+    /// connection under the listener it was accepted on, then closes it
+    /// (`Connection: close`). So the request is first sent 16 times, 8 at once, answers
+    /// ignored, to use up those connections; then the check is retried until it passes
+    /// (bounded), as a scenario's first check is. A proxy that never drains the old
+    /// connections keeps answering on them under the old config and still fails.
+    pub wait: bool,
 }
 
 impl Scenario {
@@ -84,6 +99,7 @@ impl Scenario {
             name,
             config: Vec::new(),
             checks: Vec::new(),
+            before: Vec::new(),
             pending: None,
         }
     }
@@ -93,6 +109,11 @@ impl Scenario {
     }
     pub fn bookinfo(mut self, file: &'static str) -> Self {
         self.config.push(Source::Bookinfo(file));
+        self
+    }
+    /// A check run before the scenario's config is applied.
+    pub fn before(mut self, check: Check) -> Self {
+        self.before.push(check);
         self
     }
     pub fn check(mut self, check: Check) -> Self {
@@ -127,6 +148,7 @@ pub fn req(method: &str, url: &str) -> Check {
         min_instances: None,
         slow_count: None,
         resend_cookie: None,
+        wait: false,
     }
 }
 
@@ -158,6 +180,16 @@ impl Check {
     }
     pub fn concurrency(mut self, n: usize) -> Self {
         self.concurrency = n;
+        self
+    }
+    /// See [`Check::wait`].
+    pub fn wait(mut self) -> Self {
+        self.wait = true;
+        self
+    }
+    /// See [`Expect::refused`].
+    pub fn refused(mut self) -> Self {
+        self.each.refused = true;
         self
     }
     pub fn status(mut self, s: u16) -> Self {

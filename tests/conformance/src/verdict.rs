@@ -9,6 +9,16 @@ pub const SPLIT_TOLERANCE: f64 = 5.0;
 
 /// Why one response does not meet `expect`, or None when it does.
 pub fn judge(expect: &Expect, resp: &Response) -> Option<String> {
+    if expect.refused != (resp.status == 0) {
+        return Some(if expect.refused {
+            format!(
+                "expected the connection refused or closed without an answer, got {}",
+                resp.summary()
+            )
+        } else {
+            format!("no HTTP answer: {}", resp.body)
+        });
+    }
     if let Some(status) = expect.status {
         if resp.status != status {
             return Some(format!("expected status {status}, got {}", resp.summary()));
@@ -235,6 +245,24 @@ mod tests {
             .contains("at least"));
         let hdr = get("http://x/").response_header("x-echo-name", None);
         assert!(judge(&hdr.each, &echo("a", 200)).is_some());
+    }
+
+    #[test]
+    fn refusals_are_expected_or_reported() {
+        let refused = Response {
+            status: 0,
+            headers: BTreeMap::new(),
+            body: "connection reset".into(),
+            elapsed: Duration::ZERO,
+        };
+        let want_refusal = get("http://x/").refused();
+        assert_eq!(judge(&want_refusal.each, &refused), None);
+        assert!(judge(&want_refusal.each, &echo("a", 200))
+            .unwrap()
+            .contains("refused or closed"));
+        assert!(judge(&get("http://x/").each, &refused)
+            .unwrap()
+            .contains("connection reset"));
     }
 
     #[test]

@@ -353,15 +353,25 @@ spec:
     - source: {requestPrincipals: ["https://inline.example/alice"]}
 "#;
 
-/// `@request.auth.claims.group` in a VirtualService header match: requests whose verified
-/// token says `group: ops` (a string, or a list holding it) go to the ops echo, others to
-/// the default one. Real Envoy only: weft-proxy does not match routes on dynamic metadata
-/// yet and NACKs such a route configuration (`match: unsupported: dynamic_metadata`).
+/// `@request.auth.claims.group` in a VirtualService header match on the gateway: weftd
+/// turns it into a route `dynamic_metadata` matcher on jwt_authn's payload (and sets
+/// `clear_route_cache`, so the route is chosen again once the token is verified).
+/// Requests whose verified token says `group: ops` (a string, or a list holding it) go to
+/// the ops echo; others, with another group or no token, to the default one.
 #[test]
 fn envoy_gateway_routes_on_jwt_claims() {
     let Ok(envoy) = EnvoyDataPlane::find() else {
         return;
     };
+    gateway_routes_on_jwt_claims(&envoy);
+}
+
+#[test]
+fn weft_gateway_routes_on_jwt_claims() {
+    gateway_routes_on_jwt_claims(&WeftDataPlane::new());
+}
+
+fn gateway_routes_on_jwt_claims(data_plane: &dyn DataPlane) {
     let control = ControlPlane::start().unwrap();
     let echo = EchoServer::start("default-echo", "v1").unwrap();
     let ops = EchoServer::start("ops-echo", "v1").unwrap();
@@ -386,7 +396,7 @@ fn envoy_gateway_routes_on_jwt_claims() {
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let applied = run_weft(&["apply", "-f", file.to_str().unwrap()], &env, None);
     assert_eq!(applied.code, 0, "{}{}", applied.stdout, applied.stderr);
-    let gateway = envoy
+    let gateway = data_plane
         .start(&BootstrapArgs {
             workload_group: "istio-ingressgateway".into(),
             namespace: "istio-system".into(),
@@ -404,8 +414,9 @@ fn envoy_gateway_routes_on_jwt_claims() {
         .unwrap();
     let report = |e: String| {
         format!(
-            "{e}\n--- weftd\n{}\n--- envoy\n{}",
+            "{e}\n--- weftd\n{}\n--- {}\n{}",
             control.log(),
+            data_plane.name(),
             gateway.log()
         )
     };
@@ -416,21 +427,37 @@ fn envoy_gateway_routes_on_jwt_claims() {
         .timeout(Duration::from_secs(5))
         .build()
         .unwrap();
-    let token = |group: Value| {
-        key.sign(&json!({"iss": ISSUER_INLINE, "sub": "carol", "aud": "echo",
-            "exp": now() + 600, "group": group}))
+    let token = |claims: Value| {
+        let mut c = json!({"iss": ISSUER_INLINE, "sub": "carol", "aud": "echo",
+            "exp": now() + 600});
+        c.as_object_mut()
+            .unwrap()
+            .extend(claims.as_object().unwrap().clone());
+        key.sign(&c)
     };
     let answer = served(&client, port, None).map_err(report).unwrap();
-    assert_eq!(answer["name"], "default-echo");
-    for (group, expected) in [
-        (json!("ops"), "ops-echo"),
-        (json!(["dev", "ops"]), "ops-echo"),
-        (json!("dev"), "default-echo"),
+    assert_eq!(answer["name"], "default-echo", "{}", data_plane.name());
+    for (claims, expected) in [
+        (json!({"group": "ops"}), "ops-echo"),
+        (json!({"group": ["dev", "ops"]}), "ops-echo"),
+        (json!({"group": "dev"}), "default-echo"),
+        (json!({"group": ["dev"]}), "default-echo"),
+        (json!({}), "default-echo"),
     ] {
-        let answer = served(&client, port, Some(&token(group.clone())))
+        let answer = served(&client, port, Some(&token(claims.clone())))
             .map_err(report)
             .unwrap();
-        assert_eq!(answer["name"], expected, "group {group}");
+        assert_eq!(
+            answer["name"],
+            expected,
+            "{}: claims {claims}",
+            data_plane.name()
+        );
     }
+    // A token that does not verify is refused before any route is chosen.
+    let forged = Signer::ed25519("claims-1").sign(&json!({"iss": ISSUER_INLINE,
+        "aud": "echo", "exp": now() + 600, "group": "ops"}));
+    let a = get(&client, port, Some(&forged)).map_err(report).unwrap();
+    assert_eq!(a.status, 401, "{}: {}", data_plane.name(), a.body);
     assert_eq!(gateway.rejected_updates().unwrap(), 0, "{}", gateway.log());
 }

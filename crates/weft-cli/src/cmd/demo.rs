@@ -5,16 +5,18 @@
 //! WorkloadGroup, and weftd configures all of them over xDS from the same Istio config a
 //! Kubernetes cluster would get.
 
+mod identity;
 mod mesh;
 mod plan;
+mod proxies;
 mod supervisor;
 
-use super::bootstrap::{self, Capture, EnvoyArgs, Format, Proxy, ProxyType};
 use super::{apply, Context, Error};
-use mesh::{Workload, GATEWAY_GROUP, NAMESPACE, WORKLOADS};
+use identity::Identities;
+use mesh::WORKLOADS;
 use plan::{adopt_cli_token, fs_err, share_token, Plan};
 use std::io::{self, Write};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use supervisor::{ChildError, Supervisor};
@@ -75,8 +77,16 @@ const AFTER_HELP: &str = "\
 Ports: the gateway on --gateway-port (all interfaces), weftd on --api-addr and --xds-addr, and
 a block of 64 loopback ports from --port-base: workload i (0 ratings-v1, 1 details-v1,
 2 reviews-v1, 3 reviews-v2, 4 reviews-v3, 5 productpage-v1) takes base+10i (its sidecar's
-inbound listener), +1 (the app), +2 (the sidecar's outbound HTTP proxy) and +3 (the sidecar's
-admin); base+63 is the gateway's admin. A port in use stops the demo before it starts.
+inbound listener), +1 (the app), +2 (the sidecar's outbound HTTP proxy), +3 (the sidecar's
+admin) and +4 (weft-proxy's /stats/prometheus); base+60 is the gateway's stats, base+63 its
+admin. A port in use stops the demo before it starts.
+
+Identity and mTLS, as in Istio's default install: weftd makes a bootstrap token for each
+service account (bookinfo-<service> in default; istio-ingressgateway-service-account in
+istio-system for the gateway), written owner-only to <demo dir>/tokens/; each proxy gets a
+certificate for its SPIFFE identity from weftd's CA, and the workloads are labelled
+security.istio.io/tlsMode: istio, so auto mTLS makes sidecar-to-sidecar traffic mutual TLS
+(PeerAuthentication PERMISSIVE by default: plain text is still accepted until a STRICT policy).
 
 Each run starts from Bookinfo's base config: the demo dir's store, logs and bootstraps are
 recreated. Plain `weft` finds the demo's write token where it looks by default: the demo's
@@ -255,8 +265,18 @@ async fn start(plan: &Plan, sup: &mut Supervisor, out: &mut dyn Write) -> Result
         DataPlane::Envoy => "envoy",
         DataPlane::Weft => "weft-proxy",
     };
+    let ids = Identities::create(plan).await?;
+    say(
+        out,
+        format!(
+            "✓ identity   a bootstrap token per service account in {} (mode 0600): {}",
+            plan.tokens_dir().display(),
+            ids.names().join(", ")
+        ),
+    );
+
     for (i, w) in WORKLOADS.iter().enumerate() {
-        start_workload(plan, sup, i, w).await?;
+        proxies::start_workload(plan, sup, &ids, i, w).await?;
         say(
             out,
             format!(
@@ -269,7 +289,7 @@ async fn start(plan: &Plan, sup: &mut Supervisor, out: &mut dyn Write) -> Result
             ),
         );
     }
-    start_gateway(plan, sup).await?;
+    proxies::start_gateway(plan, sup, &ids).await?;
     say(
         out,
         format!(
@@ -394,106 +414,6 @@ async fn apply_config(plan: &Plan) -> Result<String, DemoError> {
     Ok(format!("{n} resources applied from {}", dir.display()))
 }
 
-/// What `weft bootstrap envoy` gets for a demo proxy.
-fn envoy_args(
-    plan: &Plan,
-    group: &str,
-    kind: ProxyType,
-    app: Option<u16>,
-    admin: u16,
-    outbound: u16,
-) -> EnvoyArgs {
-    EnvoyArgs {
-        workload_group: group.to_string(),
-        namespace: NAMESPACE.into(),
-        name: None,
-        proxy_type: kind,
-        capture: Capture::Explicit,
-        ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
-        app_ports: app.map(|p| ("http".to_string(), p)).into_iter().collect(),
-        outbound_port: outbound,
-        admin_port: admin,
-        xds: Some(plan.xds_addr.to_string()),
-        // Labels and service account come from the WorkloadGroup, as for any workload.
-        labels: Vec::new(),
-        service_account: None,
-        // weftd's ADS needs no token unless started with one; the demo's does not.
-        bootstrap_token: None,
-        token_file: None,
-        delta: false,
-        output: Format::Yaml,
-    }
-}
-
-/// Writes the proxy's bootstrap and starts the data plane with it.
-async fn start_proxy(
-    plan: &Plan,
-    sup: &mut Supervisor,
-    name: &str,
-    a: EnvoyArgs,
-) -> Result<(), DemoError> {
-    let args = bootstrap::Args {
-        proxy: Proxy::Envoy(a),
-    };
-    let yaml = cli(plan, move |ctx, out, err| {
-        bootstrap::run(&args, ctx, out, err)
-    })
-    .await?;
-    let path = plan.dir.join("bootstrap").join(format!("{name}.yaml"));
-    std::fs::write(&path, yaml).map_err(fs_err("cannot write", &path))?;
-    let mut argv = vec!["-c".to_string(), path.display().to_string()];
-    if plan.data_plane == DataPlane::Envoy {
-        // Seven Envoys share the machine: one worker thread each, and no hot-restart
-        // shared memory for them to fight over.
-        argv.extend(
-            [
-                "--disable-hot-restart",
-                "--concurrency",
-                "1",
-                "-l",
-                "warning",
-            ]
-            .map(String::from),
-        );
-    }
-    sup.spawn(&format!("{name}-proxy"), &plan.proxy, &argv)?;
-    Ok(())
-}
-
-async fn start_workload(
-    plan: &Plan,
-    sup: &mut Supervisor,
-    i: usize,
-    w: &Workload,
-) -> Result<(), DemoError> {
-    let p = plan.ports;
-    let mut app = w.app_args();
-    app.extend([
-        "--listen".to_string(),
-        format!("127.0.0.1:{}", p.app(i)),
-        "--upstream-proxy".into(),
-        format!("http://127.0.0.1:{}", p.outbound(i)),
-    ]);
-    let name = w.name();
-    sup.spawn(&name, &plan.bookinfo, &app)?;
-    let a = envoy_args(
-        plan,
-        &name,
-        ProxyType::Sidecar,
-        Some(p.app(i)),
-        p.admin(i),
-        p.outbound(i),
-    );
-    start_proxy(plan, sup, &name, a).await
-}
-
-async fn start_gateway(plan: &Plan, sup: &mut Supervisor) -> Result<(), DemoError> {
-    let admin = plan.ports.gateway_admin();
-    // A router has no outbound HTTP proxy listener; the port is not used.
-    let a = envoy_args(plan, GATEWAY_GROUP, ProxyType::Router, None, admin, admin);
-    start_proxy(plan, sup, GATEWAY_GROUP, a).await
-}
-
 /// Where Istio's Bookinfo samples are, as the user can type it: beside the checkout (as this
 /// repository's tests have them), else from an Istio release.
 fn samples_dir() -> String {
@@ -532,7 +452,7 @@ fn banner(plan: &Plan, dp: &str, page: &str) -> String {
         line(format!("  Mesh config   {}", mesh_config.display()));
     }
     line(format!(
-        "  Demo files    {}   (config/, bootstrap/, logs/)",
+        "  Demo files    {}   (config/, bootstrap/, tokens/, logs/)",
         plan.dir.display()
     ));
     line(String::new());
@@ -553,6 +473,15 @@ fn banner(plan: &Plan, dp: &str, page: &str) -> String {
         line(format!("  weft apply -f {dir}/{file}   # {what}"));
     }
     line("  weft get virtualservices; weft proxy-status".into());
+    line(String::new());
+    line("Mutual TLS: sidecars already talk mTLS (auto mTLS); Istio's security task files:".into());
+    line(format!(
+        "  weft apply -f {dir}/destination-rule-all-mtls.yaml   # ISTIO_MUTUAL to every Bookinfo service"
+    ));
+    line(
+        "  a PeerAuthentication in istio-system with mtls.mode STRICT   # plain text to a sidecar is refused"
+            .into(),
+    );
     line(String::new());
     line("Press Ctrl-C to stop everything.".into());
     b

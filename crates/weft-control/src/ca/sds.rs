@@ -2,15 +2,18 @@
 //! every proxy that asks, and `default` (key and certificate) to a proxy without an agent
 //! of its own (Envoy) whose ADS stream carried a bootstrap token for its identity.
 //!
-//! Certificates are cached per identity and re-signed once half their lifetime has passed;
-//! the next push of the proxy's configuration carries the new one.
+//! Certificates are cached per identity and re-signed once half their lifetime has passed
+//! (as Istio's agent rotates at half-life): [`MeshSecrets::run_rotation`] drops each one
+//! when its renewal time comes and signals [`MeshSecrets::rotations`], on which the streams
+//! of token-bearing proxies regenerate, so the new certificate is pushed without waiting
+//! for a config change.
 
 use super::sign::Signed;
 use super::Ca;
 use crate::model::{MeshSnapshot, Proxy};
 use crate::translate::listener::own_workload;
 use crate::translate::mtls::{ROOT_SECRET, WORKLOAD_SECRET};
-use crate::translate::{referenced_secrets, Generated};
+use crate::translate::Generated;
 use envoy_types::pb::envoy::config::core::v3::{data_source, DataSource};
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
     secret, CertificateValidationContext, Secret, TlsCertificate,
@@ -18,6 +21,7 @@ use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use time::OffsetDateTime;
+use tokio::sync::{watch, Notify};
 use weft_ca_api::SpiffeId;
 
 /// A key and certificate weftd made for one identity.
@@ -34,6 +38,10 @@ pub struct MeshSecrets {
     issued: Mutex<HashMap<SpiffeId, Issued>>,
     /// Proxies already told why they get no `default`, so each is logged once.
     refused: Mutex<BTreeSet<String>>,
+    /// Counts rotations: bumped when cached certificates were dropped or replaced.
+    rotations: watch::Sender<u64>,
+    /// Wakes the rotation timer when a certificate was issued (an earlier renewal time).
+    issued_one: Notify,
 }
 
 impl std::fmt::Debug for MeshSecrets {
@@ -55,13 +63,68 @@ impl MeshSecrets {
             ca,
             issued: Mutex::default(),
             refused: Mutex::default(),
+            rotations: watch::Sender::new(0),
+            issued_one: Notify::new(),
         }
+    }
+
+    /// Changes whenever certificates weftd issued for SDS were renewed: a proxy that may
+    /// hold one (its ADS stream carries a bootstrap token) regenerates then, so it gets
+    /// the new certificate even when no configuration changed.
+    pub fn rotations(&self) -> watch::Receiver<u64> {
+        self.rotations.subscribe()
+    }
+
+    /// The rotation timer, until `stop` turns true: at each certificate's renewal time
+    /// (half its lifetime) drops it from the cache and signals [`Self::rotations`]; the
+    /// first regeneration for that identity then issues a new one, the others share it.
+    /// An identity no proxy asks for any more is thus not renewed.
+    pub async fn run_rotation(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        loop {
+            let wait = match self.next_renewal() {
+                Some(at) => (at - OffsetDateTime::now_utc())
+                    .try_into()
+                    .unwrap_or(std::time::Duration::ZERO),
+                // Nothing issued yet: only a new certificate (or stop) wakes the timer.
+                None => std::time::Duration::from_secs(24 * 3600),
+            };
+            tokio::select! {
+                _ = stop.wait_for(|s| *s) => return,
+                () = self.issued_one.notified() => continue,
+                () = tokio::time::sleep(wait) => {}
+            }
+            let due = self.drop_due(OffsetDateTime::now_utc());
+            if !due.is_empty() {
+                tracing::info!(identities = ?due, "workload certificates at half-life: re-issuing them for SDS");
+                self.rotations.send_modify(|n| *n += 1);
+            }
+        }
+    }
+
+    fn next_renewal(&self) -> Option<OffsetDateTime> {
+        let issued = self.issued.lock().unwrap_or_else(|e| e.into_inner());
+        issued.values().map(|i| i.renew_at).min()
+    }
+
+    /// Removes the certificates whose renewal time has come; returns their identities.
+    fn drop_due(&self, now: OffsetDateTime) -> Vec<String> {
+        let mut issued = self.issued.lock().unwrap_or_else(|e| e.into_inner());
+        let due: Vec<SpiffeId> = issued
+            .iter()
+            .filter(|(_, i)| i.renew_at <= now)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in &due {
+            issued.remove(id);
+        }
+        due.iter().map(ToString::to_string).collect()
     }
 
     /// Adds `ROOTCA` and `default` when the proxy's listeners or clusters name them and
     /// weftd may serve them, keeping the secrets sorted by name.
     pub fn add(&self, snapshot: &MeshSnapshot, proxy: &Proxy, generated: &mut Generated) {
-        let wanted = referenced_secrets(&generated.listeners, &generated.clusters);
+        // Includes what the shared outbound part refers to when `generated` is a local part.
+        let wanted = generated.referenced_secrets();
         let has = |name: &str| wanted.iter().any(|w| w == name);
         if has(ROOT_SECRET) {
             generated.secrets.push(Secret {
@@ -150,7 +213,12 @@ impl MeshSecrets {
                     signed,
                     renew_at,
                 };
-                issued.insert(identity, entry.clone());
+                // Replacing a certificate (renewed during a regeneration before the timer
+                // ran): other proxies of this identity must get the new one too.
+                if issued.insert(identity, entry.clone()).is_some() {
+                    self.rotations.send_modify(|n| *n += 1);
+                }
+                self.issued_one.notify_one();
                 Some(entry)
             }
             Err(e) => {
@@ -256,5 +324,47 @@ spec:
         assert_eq!(ca.metrics.success.get(), 1);
         assert_eq!(ca.metrics.authentication_failure.get(), 1);
         assert_eq!(ca.metrics.id_extraction_err.get(), 1);
+    }
+
+    fn default_secret(g: &Generated) -> &Secret {
+        g.secrets
+            .iter()
+            .find(|s| s.name == WORKLOAD_SECRET)
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn rotation_timer_renews_at_half_life_and_signals() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = CaOptions {
+            lifetimes: crate::ca::sign::Lifetimes {
+                default: std::time::Duration::from_secs(2),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let ca = Arc::new(Ca::open(&options, dir.path(), "cluster.local").unwrap());
+        let (_, _, snapshot) = setup();
+        let token = ca.tokens.create("default", "reviews", None).unwrap().token;
+        let secrets = Arc::new(MeshSecrets::new(ca.clone()));
+        let mut rotations = secrets.rotations();
+        let (stop_tx, stop) = watch::channel(false);
+        let timer = tokio::spawn(secrets.clone().run_rotation(stop));
+        let p = proxy("reviews", Some(&token));
+        let before = served(&secrets, &snapshot, &p);
+        // Issued for 2 s: the timer fires at about 1 s, not before 0.5 s.
+        let started = std::time::Instant::now();
+        tokio::time::timeout(std::time::Duration::from_secs(3), rotations.changed())
+            .await
+            .expect("a rotation within 3 s")
+            .unwrap();
+        assert!(started.elapsed() > std::time::Duration::from_millis(500));
+        let after = served(&secrets, &snapshot, &p);
+        assert_ne!(default_secret(&before), default_secret(&after), "re-issued");
+        assert_eq!(ca.metrics.success.get(), 2);
+        // The new certificate is cached again until its own half-life.
+        assert_eq!(served(&secrets, &snapshot, &p).secrets, after.secrets);
+        stop_tx.send(true).unwrap();
+        timer.await.unwrap();
     }
 }

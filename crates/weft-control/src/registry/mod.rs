@@ -93,12 +93,30 @@ pub struct Registry {
     /// services up per port per proxy, and a scan of 1,000 services each time was a third
     /// of weftd's CPU in the control-plane benchmark.
     by_host: OnceLock<HashMap<String, usize>>,
+    /// Every PeerAuthentication, oldest first (Istio's precedence within a level). Each
+    /// endpoint is checked against them for auto mTLS, so they are kept apart from the
+    /// thousands of other resources.
+    pub peer_authentications: Vec<Resource>,
 }
 
 impl Registry {
     /// Builds the registry from ServiceEntries and WorkloadEntries.
     pub fn build(resources: &[Resource]) -> Registry {
-        service_entry::build(resources)
+        let mut registry = service_entry::build(resources);
+        // Building looks services up while it adds them, which froze the index over the
+        // first few; index the finished list instead (else every later lookup scans).
+        registry.by_host = OnceLock::new();
+        let mut peers: Vec<Resource> = resources
+            .iter()
+            .filter(|r| matches!(r.spec, weft_config::Spec::PeerAuthentication(_)))
+            .cloned()
+            .collect();
+        peers.sort_by(|a, b| {
+            (&a.metadata.creation_timestamp, &a.metadata.name)
+                .cmp(&(&b.metadata.creation_timestamp, &b.metadata.name))
+        });
+        registry.peer_authentications = peers;
+        registry
     }
 
     /// The service with this exact hostname.

@@ -178,3 +178,26 @@ spec:
     assert_eq!(r.services.len(), 1);
     assert_eq!(r.services[0].namespace, "b");
 }
+
+#[test]
+fn every_service_is_found_through_the_index_after_build() {
+    let yaml: String = (0..50)
+        .map(|i| {
+            format!(
+                "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {{name: s{i}, namespace: ns}}\nspec:\n  hosts: [s{i}.ns.svc.cluster.local]\n  location: MESH_INTERNAL\n  resolution: STATIC\n  ports: [{{number: 80, name: http, protocol: HTTP}}]\n---\n"
+            )
+        })
+        .collect();
+    let resources: Vec<_> = weft_config::parse_documents(&yaml)
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let r = Registry::build(&resources);
+    assert_eq!(
+        r.service("s49.ns.svc.cluster.local")
+            .map(|s| s.hostname.as_str()),
+        Some("s49.ns.svc.cluster.local")
+    );
+    // Found through the index, not the scan that stands in for a missing entry.
+    assert_eq!(r.by_host.get().map(|i| i.len()), Some(50));
+}

@@ -125,7 +125,7 @@ fn dns(cluster: &mut Cluster, snapshot: &MeshSnapshot, key: &OutboundKey) {
     };
     cluster.cluster_discovery_type = Some(ClusterDiscoveryType::Type(kind as i32));
     cluster.dns_lookup_family = DnsLookupFamily::V4Only as i32;
-    let mut assignment = load_assignment(&snapshot.registry, key, false);
+    let mut assignment = load_assignment(snapshot, key, false);
     let has_instances = snapshot
         .registry
         .instances

@@ -3,7 +3,7 @@
 
 use super::cluster::OutboundKey;
 use super::proto::{socket, u32v};
-use crate::registry::Registry;
+use crate::model::MeshSnapshot;
 use envoy_types::pb::envoy::config::core::v3::{HealthStatus, Locality};
 use envoy_types::pb::envoy::config::endpoint::v3::{
     lb_endpoint::HostIdentifier, ClusterLoadAssignment, Endpoint, LbEndpoint, LocalityLbEndpoints,
@@ -14,10 +14,11 @@ use std::net::IpAddr;
 /// The assignment for one cluster. `ip_only` drops instances addressed by host name, which
 /// only DNS clusters can resolve.
 pub fn load_assignment(
-    registry: &Registry,
+    snapshot: &MeshSnapshot,
     key: &OutboundKey,
     ip_only: bool,
 ) -> ClusterLoadAssignment {
+    let registry = &snapshot.registry;
     let labels = key.subset.map(|s| &s.labels);
     let mut by_locality: BTreeMap<&str, Vec<LbEndpoint>> = BTreeMap::new();
     for (instance, port) in registry.endpoints(&key.service.hostname, key.port.number) {
@@ -30,7 +31,7 @@ pub fn load_assignment(
         let mut lb = lb_endpoint(&instance.address, port, instance.weight, instance.healthy);
         add_istio_workload(&mut lb, instance);
         // Sidecar endpoints are reached with mesh mTLS (auto mTLS's transport socket match).
-        if let Some((key, value)) = super::mtls::endpoint_metadata(&instance.labels) {
+        if let Some((key, value)) = super::mtls::endpoint_metadata(snapshot, instance, port) {
             let metadata = lb.metadata.get_or_insert_with(Default::default);
             metadata.filter_metadata.insert(key, value);
         }

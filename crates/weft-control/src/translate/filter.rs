@@ -7,7 +7,9 @@ use super::Direction;
 use envoy_types::pb::envoy::config::listener::v3::{filter, Filter};
 use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
-    http_connection_manager::{RouteSpecifier, UpgradeConfig},
+    http_connection_manager::{
+        ForwardClientCertDetails, RouteSpecifier, SetCurrentClientCertDetails, UpgradeConfig,
+    },
     HttpConnectionManager, Rds,
 };
 use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::{
@@ -43,6 +45,8 @@ pub fn http_connection_manager(stat_prefix: &str, routes: Routes, direction: Dir
             value: direction == Direction::Gateway,
         }),
         generate_request_id: Some(BoolValue { value: true }),
+        forward_client_cert_details: forward_client_cert_details(direction) as i32,
+        set_current_client_cert_details: set_current_client_cert_details(direction),
         normalize_path: Some(BoolValue { value: true }),
         // Istio lets WebSocket upgrades through every HTTP listener; without this Envoy
         // answers an upgrade request with 403.
@@ -59,6 +63,35 @@ pub fn http_connection_manager(stat_prefix: &str, routes: Routes, direction: Dir
             &hcm,
         ))),
     }
+}
+
+/// x-forwarded-client-cert as Istio sets it: a sidecar's inbound side appends the caller's
+/// identity for the application, a gateway (the edge) replaces whatever the client sent
+/// with its own view (Istio's `gatewayTopology.forwardClientCertDetails` default), and a
+/// sidecar's outbound side leaves Envoy's default, which strips the header.
+fn forward_client_cert_details(direction: Direction) -> ForwardClientCertDetails {
+    match direction {
+        Direction::Inbound => ForwardClientCertDetails::AppendForward,
+        Direction::Gateway => ForwardClientCertDetails::SanitizeSet,
+        Direction::Outbound => ForwardClientCertDetails::Sanitize,
+    }
+}
+
+/// Which details of the peer certificate go into the header: Subject, URI and DNS SANs on
+/// a sidecar's inbound side; gateways also the certificate itself (as Istio configures).
+fn set_current_client_cert_details(direction: Direction) -> Option<SetCurrentClientCertDetails> {
+    let cert = match direction {
+        Direction::Inbound => false,
+        Direction::Gateway => true,
+        Direction::Outbound => return None,
+    };
+    Some(SetCurrentClientCertDetails {
+        subject: Some(BoolValue { value: true }),
+        cert,
+        uri: true,
+        dns: true,
+        ..Default::default()
+    })
 }
 
 /// A TCP proxy to one cluster, or split by weight over several (weights as in Istio's

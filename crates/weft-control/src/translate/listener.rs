@@ -84,7 +84,19 @@ pub fn inbound_ports(snapshot: &MeshSnapshot, proxy: &Proxy) -> Vec<InboundPort>
     let registry = &snapshot.registry;
     let mut ports: BTreeMap<u32, InboundPort> = BTreeMap::new();
     let app_port = |name: &str, port: u32| proxy.app_ports.get(name).copied().unwrap_or(port);
-    for service in &registry.services {
+    let serves = |service: &crate::registry::Service| {
+        registry
+            .instances
+            .get(&service.hostname)
+            .is_some_and(|all| {
+                all.iter().any(|i| {
+                    i.name == resource.metadata.name && i.namespace == resource.metadata.namespace
+                })
+            })
+    };
+    // Only services with this workload among their instances add ports: checking that
+    // once per service spares a lookup and a list per port of every service in the mesh.
+    for service in registry.services.iter().filter(|s| serves(s)) {
         for service_port in &service.ports {
             for (instance, port) in registry.endpoints(&service.hostname, service_port.number) {
                 if instance.name == resource.metadata.name

@@ -11,6 +11,7 @@ use super::listener::own_workload;
 use super::proto::any;
 use super::tls;
 use crate::model::{MeshSnapshot, Proxy};
+use crate::registry::Instance;
 use envoy_types::pb::envoy::config::cluster::v3::cluster::TransportSocketMatch;
 use envoy_types::pb::envoy::config::core::v3::{transport_socket, TransportSocket};
 use envoy_types::pb::envoy::config::listener::v3::{
@@ -58,18 +59,32 @@ pub fn is_mesh_workload(labels: &BTreeMap<String, String>) -> bool {
     labels.get(TLS_MODE_LABEL).map(String::as_str) == Some("istio")
 }
 
-/// `envoy.transport_socket_match: {tlsMode: istio}` for an endpoint of such a workload.
-pub fn endpoint_metadata(labels: &BTreeMap<String, String>) -> Option<(String, Struct)> {
-    is_mesh_workload(labels).then(|| {
-        let mut fields = BTreeMap::new();
-        fields.insert("tlsMode".to_string(), string("istio"));
-        (
-            TRANSPORT_SOCKET_MATCH.to_string(),
-            Struct {
-                fields: fields.into_iter().collect(),
-            },
-        )
-    })
+/// `envoy.transport_socket_match: {tlsMode: istio}` for an endpoint that takes mesh mTLS at
+/// `port`: its workload runs a sidecar (Istio's label) and no PeerAuthentication disables
+/// mTLS there. Istio's EDS makes the same check, so auto mTLS sends plain text to a port
+/// whose server expects it instead of failing the handshake.
+pub fn endpoint_metadata(
+    snapshot: &MeshSnapshot,
+    instance: &Instance,
+    port: u32,
+) -> Option<(String, Struct)> {
+    if !is_mesh_workload(&instance.labels) {
+        return None;
+    }
+    let disabled = !snapshot.registry.peer_authentications.is_empty()
+        && PeerPolicies::for_workload(snapshot, &instance.namespace, &instance.labels).mode(port)
+            == Some(MtlsMode::Disable);
+    if disabled {
+        return None;
+    }
+    let mut fields = BTreeMap::new();
+    fields.insert("tlsMode".to_string(), string("istio"));
+    Some((
+        TRANSPORT_SOCKET_MATCH.to_string(),
+        Struct {
+            fields: fields.into_iter().collect(),
+        },
+    ))
 }
 
 fn string(s: &str) -> Value {
@@ -192,38 +207,46 @@ impl<'a> PeerPolicies<'a> {
                 labels.entry(k.clone()).or_insert_with(|| v.clone());
             }
         }
+        Self::for_workload(snapshot, &proxy.namespace, &labels)
+    }
+
+    /// The policies of a workload known by its namespace and labels (a service endpoint).
+    pub fn for_workload(
+        snapshot: &'a MeshSnapshot,
+        namespace: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> PeerPolicies<'a> {
         let root = &snapshot.mesh.root_namespace;
-        let mut all: Vec<(&Resource, &PeerAuthentication)> = snapshot
-            .resources
-            .iter()
-            .filter_map(|r| match &r.spec {
-                Spec::PeerAuthentication(pa) => Some((r, pa.as_ref())),
-                _ => None,
-            })
-            .collect();
-        all.sort_by(|(a, _), (b, _)| {
-            (&a.metadata.creation_timestamp, &a.metadata.name)
-                .cmp(&(&b.metadata.creation_timestamp, &b.metadata.name))
-        });
+        // Oldest first (the registry keeps them sorted): the first match wins a level.
+        let all = || {
+            snapshot
+                .registry
+                .peer_authentications
+                .iter()
+                .filter_map(|r| match &r.spec {
+                    Spec::PeerAuthentication(pa) => Some((r, pa.as_ref())),
+                    _ => None,
+                })
+        };
         let unselected = |pa: &PeerAuthentication| {
             pa.selector
                 .as_ref()
                 .is_none_or(|s| s.match_labels.is_empty())
         };
         let find = |pred: &dyn Fn(&Resource, &PeerAuthentication) -> bool| {
-            all.iter().find(|(r, pa)| pred(r, pa)).map(|(_, pa)| *pa)
+            all().find(|(r, pa)| pred(r, pa)).map(|(_, pa)| pa)
         };
         PeerPolicies {
             mesh: find(&|r, pa| &r.metadata.namespace == root && unselected(pa)),
-            namespace: find(&|r, pa| r.metadata.namespace == proxy.namespace && unselected(pa)),
+            namespace: find(&|r, pa| r.metadata.namespace == namespace && unselected(pa)),
             workload: find(&|r, pa| {
-                r.metadata.namespace == proxy.namespace
+                r.metadata.namespace == namespace
                     && !unselected(pa)
                     && pa.selector.as_ref().is_some_and(|s| {
                         s.match_labels.iter().all(|(k, v)| labels.get(k) == Some(v))
                     })
             }),
-            labelled: is_mesh_workload(&labels),
+            labelled: is_mesh_workload(labels),
         }
     }
 

@@ -413,3 +413,78 @@ fn explicit_inbound_strict_has_only_the_mtls_chain() {
         .iter()
         .any(|f| f.name == "envoy.filters.listener.tls_inspector"));
 }
+
+/// Whether each endpoint of reviews' assignment (as ratings' sidecar sees it) is marked for
+/// mesh mTLS, by address.
+fn reviews_endpoints_tagged(s: &MeshSnapshot) -> Vec<(String, bool)> {
+    let g = generate(s, &ratings_proxy());
+    let assignment = g
+        .endpoints
+        .iter()
+        .find(|e| e.cluster_name == REVIEWS)
+        .unwrap();
+    assignment
+        .endpoints
+        .iter()
+        .flat_map(|l| &l.lb_endpoints)
+        .map(|e| {
+            let address = format!("{:?}", e.host_identifier);
+            let ip = address
+                .split('"')
+                .find(|p| p.starts_with("10.0.0."))
+                .unwrap_or_default()
+                .to_string();
+            let tagged = e
+                .metadata
+                .as_ref()
+                .is_some_and(|m| m.filter_metadata.contains_key(TRANSPORT_SOCKET_MATCH));
+            (ip, tagged)
+        })
+        .collect()
+}
+
+#[test]
+fn endpoints_where_peer_authentication_disables_mtls_get_plain_text() {
+    let labelled = ("10.0.0.11".to_string(), true);
+    let plain = ("10.0.0.11".to_string(), false);
+    let legacy = ("10.0.0.12".to_string(), false);
+    assert_eq!(
+        reviews_endpoints_tagged(&snapshot("")),
+        [labelled.clone(), legacy.clone()]
+    );
+    // Port-level DISABLE on the workload's port: auto mTLS sends plain text there.
+    let port_disable = pa(
+        "default",
+        "reviews-port",
+        "  selector: {matchLabels: {app: reviews}}\n  mtls: {mode: STRICT}\n  portLevelMtls: {9080: {mode: DISABLE}}",
+    );
+    assert_eq!(
+        reviews_endpoints_tagged(&snapshot(&port_disable)),
+        [plain.clone(), legacy.clone()]
+    );
+    // DISABLE on another port leaves this one alone.
+    let other_port = port_disable.replace("9080: {mode: DISABLE}", "9443: {mode: DISABLE}");
+    assert_eq!(
+        reviews_endpoints_tagged(&snapshot(&other_port)),
+        [labelled.clone(), legacy.clone()]
+    );
+    // Namespace-wide DISABLE, and a workload PERMISSIVE overriding a mesh-wide DISABLE.
+    let namespace = pa("default", "all", "  mtls: {mode: DISABLE}");
+    assert_eq!(
+        reviews_endpoints_tagged(&snapshot(&namespace)),
+        [plain, legacy.clone()]
+    );
+    let overridden = format!(
+        "{}{}",
+        pa("istio-system", "mesh", "  mtls: {mode: DISABLE}"),
+        pa(
+            "default",
+            "reviews",
+            "  selector: {matchLabels: {app: reviews}}\n  mtls: {mode: PERMISSIVE}"
+        )
+    );
+    assert_eq!(
+        reviews_endpoints_tagged(&snapshot(&overridden)),
+        [labelled, legacy]
+    );
+}

@@ -53,7 +53,8 @@ fn sds(name: String) -> SdsSecretConfig {
 /// How long a cluster waits for its secrets before it starts without them (its TLS
 /// connections then fail). Envoy pauses CDS, ACKs included, while any cluster warms, so a
 /// certificate that never arrives (a file weftd cannot read) would otherwise hold every
-/// later cluster update of the proxy; listeners warm one by one and keep Envoy's default.
+/// later cluster update of the proxy; listeners warm one by one and keep Envoy's default,
+/// except mesh mTLS ones, which share the clusters' configs ([`istio_mutual_downstream`]).
 pub const UPSTREAM_SDS_FETCH_TIMEOUT_SECS: i64 = 3;
 
 /// [`sds`] for an upstream TLS context: see [`UPSTREAM_SDS_FETCH_TIMEOUT_SECS`].
@@ -392,13 +393,18 @@ pub fn istio_mutual_upstream(sni: String, sans: &[String], alpn: &[&str]) -> Tra
 
 /// The mesh's mutual TLS on an inbound port: the workload certificate, a client
 /// certificate required and checked against the trust bundle.
+///
+/// Its SDS configs equal [`istio_mutual_upstream`]'s: Envoy keeps one subscription per
+/// config and name, and a second one (another `initial_fetch_timeout`) for names it already
+/// watches gets nothing until weftd answers again, which delta xDS never asks for; the
+/// inbound listener then warms until its fetch timeout and resets every handshake.
 pub fn istio_mutual_downstream(alpn: &[&str]) -> TransportSocket {
     use super::mtls::{ROOT_SECRET, WORKLOAD_SECRET};
     let context = DownstreamTlsContext {
         common_tls_context: Some(CommonTlsContext {
-            tls_certificate_sds_secret_configs: vec![sds(WORKLOAD_SECRET.into())],
+            tls_certificate_sds_secret_configs: vec![upstream_sds(sds(WORKLOAD_SECRET.into()))],
             validation_context_type: Some(ValidationContextType::ValidationContextSdsSecretConfig(
-                sds(ROOT_SECRET.into()),
+                upstream_sds(sds(ROOT_SECRET.into())),
             )),
             alpn_protocols: alpn.iter().map(|p| p.to_string()).collect(),
             ..Default::default()

@@ -25,10 +25,15 @@ pub(super) struct Connection {
     pub proxy: Proxy,
     pub snapshots: watch::Receiver<Arc<Published>>,
     pub stop: watch::Receiver<bool>,
-    generated: Generated,
+    /// The proxy's own part, as generated and as encoded (its view's part is shared).
+    own: Generated,
+    own_typed: Typed,
+    /// Everything the proxy should hold: its view's resources and its own.
     pub typed: Typed,
     /// When the change behind the latest regeneration happened.
     changed_at: Option<std::time::Instant>,
+    /// Certificate rotations, for a proxy that may hold a certificate weftd issued.
+    pub rotations: Option<watch::Receiver<u64>>,
 }
 
 impl Connection {
@@ -53,31 +58,61 @@ impl Connection {
         tracing::info!(proxy = %proxy.id, stream = id, ?mode, "proxy connected");
         let mut snapshots = shared.snapshots.clone();
         let published = snapshots.borrow_and_update().clone();
-        let generated = (shared.generator)(&published.snapshot, &proxy);
-        let typed = resources::encode(None, &generated);
+        let translated = shared.translation.translate(&published.snapshot, &proxy);
+        let own_typed = resources::encode(None, &translated.own);
+        let typed = combined(translated.view.as_deref(), &own_typed);
+        let rotations = proxy
+            .bootstrap_token
+            .as_ref()
+            .and_then(|_| shared.secret_rotations.get().cloned())
+            .map(|mut r| {
+                r.borrow_and_update();
+                r
+            });
         Ok(Connection {
             id,
             stop: shared.stop.clone(),
             xds,
             proxy,
             snapshots,
-            generated,
+            own: translated.own,
+            own_typed,
             typed,
             changed_at: None,
+            rotations,
         })
+    }
+
+    /// [`Self::regenerate`] after a certificate rotation. A rotation is no config change,
+    /// so it adds no convergence time to the metrics.
+    pub fn regenerate_for_rotation(&mut self) -> bool {
+        let pending = self.changed_at;
+        let changed = self.regenerate();
+        self.changed_at = pending;
+        changed
     }
 
     /// Regenerates from the latest snapshot; false when nothing changed for this proxy.
     pub fn regenerate(&mut self) -> bool {
         let published = self.snapshots.borrow_and_update().clone();
-        let generated = (self.xds.shared.generator)(&published.snapshot, &self.proxy);
-        if generated == self.generated {
-            return false;
+        let translated = self
+            .xds
+            .shared
+            .translation
+            .translate(&published.snapshot, &self.proxy);
+        if translated.own != self.own {
+            self.own_typed = resources::encode(Some((&self.own, &self.own_typed)), &translated.own);
+            self.own = translated.own;
         }
-        self.typed = resources::encode(Some((&self.generated, &self.typed)), &generated);
-        self.generated = generated;
-        self.changed_at = Some(published.changed_at);
-        true
+        let typed = combined(translated.view.as_deref(), &self.own_typed);
+        // Equal versions mean equal content: taking the new maps only lets go of the
+        // previous snapshot's views.
+        let changed = !typed.same_versions(&self.typed);
+        self.typed = typed;
+        if changed {
+            self.changed_at = Some(published.changed_at);
+        }
+        changed
     }
 
     /// Records a push: version sent, what the proxy now holds, metrics.
@@ -166,6 +201,24 @@ impl Drop for Connection {
         if self.proxy.workload_group.is_some() {
             shared.registrar.disconnected(&self.proxy);
         }
+    }
+}
+
+/// The view's shared resources with the proxy's own on top.
+fn combined(view: Option<&super::views::View>, own: &Typed) -> Typed {
+    match view {
+        Some(view) => Typed::merge(&view.typed, own),
+        None => own.clone(),
+    }
+}
+
+/// Waits until weftd renews certificates (forever for a proxy that holds none).
+pub(super) async fn rotated(rotations: &mut Option<watch::Receiver<u64>>) {
+    let Some(r) = rotations else {
+        return std::future::pending().await;
+    };
+    if r.changed().await.is_err() {
+        std::future::pending::<()>().await;
     }
 }
 

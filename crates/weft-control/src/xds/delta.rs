@@ -2,7 +2,7 @@
 //! ones are named in `removed_resources`; subscriptions change name by name.
 
 use super::autoregister::HEALTH_TYPE;
-use super::connection::{stopped, Connection};
+use super::connection::{rotated, stopped, Connection};
 use super::resources::{Resources, XdsType, TYPES};
 use envoy_types::pb::envoy::config::core::v3::ControlPlane;
 use envoy_types::pb::envoy::service::discovery::v3::{
@@ -57,6 +57,11 @@ pub(super) async fn run(
                     return Ok(());
                 }
                 if conn.regenerate() {
+                    push_changes(&mut conn, &mut watches, &tx).await?;
+                }
+            }
+            () = rotated(&mut conn.rotations) => {
+                if conn.regenerate_for_rotation() {
                     push_changes(&mut conn, &mut watches, &tx).await?;
                 }
             }

@@ -50,8 +50,8 @@ pub fn config_dump_message(c: &ConnectionStatus) -> ConfigDump {
         dynamic_active_clusters: items(XdsType::Cluster)
             .into_values()
             .map(|e| DynamicCluster {
-                version_info: e.version,
-                cluster: Some(e.any),
+                version_info: e.version.clone(),
+                cluster: Some(e.any.clone()),
                 ..DynamicCluster::default()
             })
             .collect(),
@@ -61,8 +61,8 @@ pub fn config_dump_message(c: &ConnectionStatus) -> ConfigDump {
         dynamic_endpoint_configs: items(XdsType::Endpoint)
             .into_values()
             .map(|e| DynamicEndpointConfig {
-                version_info: e.version,
-                endpoint_config: Some(e.any),
+                version_info: e.version.clone(),
+                endpoint_config: Some(e.any.clone()),
                 ..DynamicEndpointConfig::default()
             })
             .collect(),
@@ -75,8 +75,8 @@ pub fn config_dump_message(c: &ConnectionStatus) -> ConfigDump {
             .map(|(name, e)| DynamicListener {
                 name,
                 active_state: Some(DynamicListenerState {
-                    version_info: e.version,
-                    listener: Some(e.any),
+                    version_info: e.version.clone(),
+                    listener: Some(e.any.clone()),
                     ..DynamicListenerState::default()
                 }),
                 ..DynamicListener::default()
@@ -88,8 +88,8 @@ pub fn config_dump_message(c: &ConnectionStatus) -> ConfigDump {
         dynamic_route_configs: items(XdsType::Route)
             .into_values()
             .map(|e| DynamicRouteConfig {
-                version_info: e.version,
-                route_config: Some(e.any),
+                version_info: e.version.clone(),
+                route_config: Some(e.any.clone()),
                 ..DynamicRouteConfig::default()
             })
             .collect(),
@@ -100,8 +100,8 @@ pub fn config_dump_message(c: &ConnectionStatus) -> ConfigDump {
             .into_iter()
             .map(|(name, e)| DynamicSecret {
                 name,
-                version_info: e.version,
-                secret: Some(e.any),
+                version_info: e.version.clone(),
+                secret: Some(e.any.clone()),
                 ..DynamicSecret::default()
             })
             .collect(),
@@ -203,10 +203,10 @@ mod tests {
         s.sent = Some("3".into());
         s.resources.insert(
             cluster.name.clone(),
-            Encoded {
+            std::sync::Arc::new(Encoded {
                 any: any(&cluster),
                 version: "abc".into(),
-            },
+            }),
         );
         let dump = config_dump(&c);
         let clusters = &dump["configs"][0];
@@ -251,10 +251,10 @@ mod tests {
         status.sent = Some("1".into());
         status.resources.insert(
             s.name.clone(),
-            Encoded {
+            std::sync::Arc::new(Encoded {
                 any: any(&s),
                 version: "v1".into(),
-            },
+            }),
         );
         let dump = config_dump(&c);
         let secrets = &dump["configs"][4];

@@ -11,6 +11,7 @@ pub mod pipeline;
 pub mod resources;
 mod sotw;
 pub mod status;
+pub mod views;
 
 use crate::model::{MeshSnapshot, Proxy};
 use crate::store::Store;
@@ -47,9 +48,53 @@ impl Default for XdsConfig {
     }
 }
 
-/// Turns a snapshot into one proxy's resources: [`translate::generate`] in weftd; tests
-/// inject their own to exercise the ADS mechanics alone.
+/// Turns a snapshot into one proxy's whole configuration: tests inject their own to
+/// exercise the ADS mechanics alone.
 pub type Generator = Arc<dyn Fn(&MeshSnapshot, &Proxy) -> Generated + Send + Sync>;
+
+/// Adds to a proxy's own part what translation cannot know (weftd's CA secrets); the part
+/// may come with a shared outbound part, whose SDS references it lists
+/// ([`Generated::referenced_secrets`]).
+pub type LocalHook = Arc<dyn Fn(&MeshSnapshot, &Proxy, &mut Generated) + Send + Sync>;
+
+/// How a stream gets its proxy's resources.
+enum Translation {
+    /// A generator's whole configuration per proxy.
+    Whole(Generator),
+    /// weftd's translation: the outbound part shared per view, the rest per proxy.
+    Shared {
+        views: views::ViewCache,
+        hook: Option<LocalHook>,
+    },
+}
+
+/// One proxy's resources at one snapshot: its view's shared part, if any, and its own.
+pub(crate) struct Translated {
+    pub view: Option<Arc<views::View>>,
+    pub own: Generated,
+}
+
+impl Translation {
+    fn translate(&self, snapshot: &MeshSnapshot, proxy: &Proxy) -> Translated {
+        match self {
+            Translation::Whole(generate) => Translated {
+                view: None,
+                own: generate(snapshot, proxy),
+            },
+            Translation::Shared { views, hook } => {
+                let view = views.get(snapshot, proxy);
+                let mut own = match &view {
+                    Some(view) => translate::local(snapshot, proxy, &view.outbound),
+                    None => translate::generate(snapshot, proxy),
+                };
+                if let Some(hook) = hook {
+                    hook(snapshot, proxy, &mut own);
+                }
+                Translated { view, own }
+            }
+        }
+    }
+}
 
 /// The ADS service and the state the debug API reads; cheap to clone.
 #[derive(Clone)]
@@ -65,7 +110,7 @@ impl std::fmt::Debug for Xds {
 
 struct Shared {
     snapshots: watch::Receiver<Arc<Published>>,
-    generator: Generator,
+    translation: Translation,
     connections: Connections,
     metrics: Metrics,
     registrar: Arc<AutoRegistrar>,
@@ -73,25 +118,52 @@ struct Shared {
     stop: watch::Receiver<bool>,
     next_id: AtomicU64,
     next_nonce: AtomicU64,
+    /// See [`Xds::regenerate_on_secret_rotation`].
+    secret_rotations: std::sync::OnceLock<watch::Receiver<u64>>,
 }
 
 impl Xds {
-    /// An ADS server over published snapshots, generating with [`translate::generate`].
+    /// An ADS server over published snapshots, translating with [`translate`]: what
+    /// [`translate::generate`] returns, with the outbound side shared between proxies.
     pub fn new(
         snapshots: watch::Receiver<Arc<Published>>,
         store: Arc<dyn Store>,
         config: XdsConfig,
         stop: watch::Receiver<bool>,
     ) -> Xds {
-        Self::with_generator(
+        Self::build(
             snapshots,
             store,
             config,
             stop,
-            Arc::new(translate::generate),
+            Translation::Shared {
+                views: views::ViewCache::default(),
+                hook: None,
+            },
         )
     }
 
+    /// [`Xds::new`], with `hook` completing each proxy's own part.
+    pub fn with_local_hook(
+        snapshots: watch::Receiver<Arc<Published>>,
+        store: Arc<dyn Store>,
+        config: XdsConfig,
+        stop: watch::Receiver<bool>,
+        hook: LocalHook,
+    ) -> Xds {
+        Self::build(
+            snapshots,
+            store,
+            config,
+            stop,
+            Translation::Shared {
+                views: views::ViewCache::default(),
+                hook: Some(hook),
+            },
+        )
+    }
+
+    /// An ADS server whose proxies get what `generator` returns.
     pub fn with_generator(
         snapshots: watch::Receiver<Arc<Published>>,
         store: Arc<dyn Store>,
@@ -99,18 +171,42 @@ impl Xds {
         stop: watch::Receiver<bool>,
         generator: Generator,
     ) -> Xds {
+        Self::build(
+            snapshots,
+            store,
+            config,
+            stop,
+            Translation::Whole(generator),
+        )
+    }
+
+    fn build(
+        snapshots: watch::Receiver<Arc<Published>>,
+        store: Arc<dyn Store>,
+        config: XdsConfig,
+        stop: watch::Receiver<bool>,
+        translation: Translation,
+    ) -> Xds {
         Xds {
             shared: Arc::new(Shared {
                 snapshots,
-                generator,
+                translation,
                 connections: Connections::default(),
                 metrics: Metrics::default(),
                 registrar: Arc::new(AutoRegistrar::new(store, config.auto_register_grace)),
                 stop,
                 next_id: AtomicU64::new(1),
                 next_nonce: AtomicU64::new(1),
+                secret_rotations: std::sync::OnceLock::new(),
             }),
         }
+    }
+
+    /// Streams of proxies whose ADS stream carries a bootstrap token (weftd issues their
+    /// `default` certificate) regenerate whenever `rotations` changes: weftd renewed
+    /// certificates without any config change. Set once, before proxies connect.
+    pub fn regenerate_on_secret_rotation(&self, rotations: watch::Receiver<u64>) {
+        let _ = self.shared.secret_rotations.set(rotations);
     }
 
     /// The tonic service to mount on a gRPC server.

@@ -1,5 +1,5 @@
 //! The five xDS types weftd serves, and one proxy's generated resources encoded as `Any`
-//! with a version per resource.
+//! with a version per resource, shared by pointer between the proxies that hold it.
 
 use crate::translate::{
     Generated, CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, SECRET_TYPE,
@@ -13,6 +13,7 @@ use envoy_types::pb::google::protobuf::Any;
 use prost::Message;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// An xDS resource type, in push order: clusters before their endpoints, secrets before
 /// the listeners that wait for them, listeners before their routes, so a proxy never points
@@ -81,8 +82,9 @@ pub struct Encoded {
     pub version: String,
 }
 
-/// Resources of one type by name.
-pub type Resources = BTreeMap<String, Encoded>;
+/// Resources of one type by name. Shared: proxies with the same view point at the same
+/// encoded resources, and the status table holds the same pointers.
+pub type Resources = BTreeMap<String, Arc<Encoded>>;
 
 /// A proxy's resources of every type, indexed by [`XdsType::index`].
 #[derive(Clone, Debug, Default)]
@@ -91,6 +93,35 @@ pub struct Typed(pub [Resources; TYPES]);
 impl Typed {
     pub fn of(&self, t: XdsType) -> &Resources {
         &self.0[t.index()]
+    }
+
+    /// A proxy's resources from its view's shared part and its own part. Of a cluster both
+    /// hold, the shared one is kept (as [`crate::translate::merge`] keeps it); of other
+    /// types a name in both cannot occur, and the own one would replace the shared one.
+    pub fn merge(shared: &Typed, own: &Typed) -> Typed {
+        Typed(std::array::from_fn(|i| {
+            let (shared, own) = (&shared.0[i], &own.0[i]);
+            if own.is_empty() {
+                return shared.clone();
+            }
+            let mut all = shared.clone();
+            for (name, encoded) in own {
+                if i != XdsType::Cluster.index() || !all.contains_key(name) {
+                    all.insert(name.clone(), encoded.clone());
+                }
+            }
+            all
+        }))
+    }
+
+    /// Whether both hold the same names with the same versions, type by type.
+    pub fn same_versions(&self, other: &Typed) -> bool {
+        self.0.iter().zip(&other.0).all(|(a, b)| {
+            a.len() == b.len()
+                && a.iter().zip(b).all(|((na, ea), (nb, eb))| {
+                    na == nb && (Arc::ptr_eq(ea, eb) || ea.version == eb.version)
+                })
+        })
     }
 }
 
@@ -186,13 +217,13 @@ fn encode_type<T: Named>(
             let encoded = kept.cloned().unwrap_or_else(|| {
                 let value = message.encode_to_vec();
                 let version = hex::encode(&Sha256::digest(&value)[..8]);
-                Encoded {
+                Arc::new(Encoded {
                     any: Any {
                         type_url: t.url().to_string(),
                         value,
                     },
                     version,
-                }
+                })
             });
             (name.to_string(), encoded)
         })

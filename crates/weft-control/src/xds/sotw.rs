@@ -2,7 +2,7 @@
 //! set of a type (CDS/LDS), or exactly the requested names that exist (EDS/RDS).
 
 use super::autoregister::HEALTH_TYPE;
-use super::connection::{stopped, Connection};
+use super::connection::{rotated, stopped, Connection};
 use super::resources::{Resources, XdsType, TYPES};
 use envoy_types::pb::envoy::config::core::v3::ControlPlane;
 use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
@@ -17,6 +17,9 @@ struct Watch {
     names: BTreeSet<String>,
     /// Nonce of the last response: requests carrying an older one are stale.
     nonce: String,
+    /// The proxy already ACKed or NACKed the last response: a further request carrying
+    /// its nonce is a new request (see [`on_request`]).
+    answered: bool,
     /// Version counter of this type on this stream.
     version: u64,
     /// What the last response held (name -> version), to push only real changes.
@@ -53,6 +56,11 @@ pub(super) async fn run(
                     push_changes(&mut conn, &mut watches, &tx).await?;
                 }
             }
+            () = rotated(&mut conn.rotations) => {
+                if conn.regenerate_for_rotation() {
+                    push_changes(&mut conn, &mut watches, &tx).await?;
+                }
+            }
             _ = stopped(&mut stop) => return Ok(()),
         }
     }
@@ -86,12 +94,19 @@ async fn on_request(
                 tracing::debug!(proxy = %conn.proxy.id, r#type = t.short(), "stale nonce ignored");
                 return Ok(());
             }
-        } else {
+        } else if !watch.answered {
+            watch.answered = true;
             conn.acknowledged(t, &request.version_info, request.error_detail.as_ref());
             let unchanged = wildcard == watch.wildcard && names == watch.names;
             if request.error_detail.is_some() || (unchanged && !unsubscribe_all) {
                 return Ok(());
             }
+        } else {
+            // The response was ACKed already, so this is no ACK: Envoy sends the current
+            // nonce and names again when a new subscription of this type starts on names
+            // it already watches (e.g. a listener's SDS config for `default` differs from
+            // the clusters' one). That subscription has nothing until it gets a response.
+            tracing::debug!(proxy = %conn.proxy.id, r#type = t.short(), "request after the ACK answered again");
         }
     }
     if unsubscribe_all {
@@ -186,6 +201,7 @@ async fn push(
     let holds = selection(conn, t, watch);
     watch.version += 1;
     watch.nonce = conn.nonce();
+    watch.answered = false;
     watch.sent = versions(&holds);
     let version = watch.version.to_string();
     let response = DiscoveryResponse {

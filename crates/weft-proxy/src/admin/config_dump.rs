@@ -263,17 +263,19 @@ fn message(snapshot: &Snapshot, boot: &Static, pool: &DescriptorPool, eds: bool)
             .collect(),
         ..Default::default()
     };
+    let own = snapshot.identity.as_ref().and_then(|i| i.current());
     let secrets = SecretsConfigDump {
-        dynamic_active_secrets: a
-            .secrets
-            .iter()
-            .map(|(name, x)| DynamicSecret {
+        dynamic_active_secrets: own
+            .as_deref()
+            .map(workload_secret)
+            .into_iter()
+            .chain(a.secrets.iter().map(|(name, x)| DynamicSecret {
                 name: name.clone(),
                 version_info: x.version.clone(),
                 last_updated: ts(x),
                 secret: Some(resource::<Secret>(x)),
                 ..Default::default()
-            })
+            }))
             .collect(),
         ..Default::default()
     };
@@ -290,6 +292,40 @@ fn message(snapshot: &Snapshot, boot: &Static, pool: &DescriptorPool, eds: bool)
     }
     configs.extend([any(&listeners), any(&routes), any(&secrets)]);
     ConfigDump { configs }
+}
+
+/// The workload certificate `default`, held here rather than received over SDS, listed
+/// as Envoy lists the `default` its SDS server sent: an active secret whose chain is PEM
+/// and whose private key is redacted (the key itself is never put in the dump). The
+/// version is the leaf's serial number, so it changes at every renewal.
+fn workload_secret(issued: &crate::identity::Issued) -> DynamicSecret {
+    use envoy_types::pb::envoy::config::core::v3::{data_source::Specifier, DataSource};
+    use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{secret, TlsCertificate};
+    let inline = |bytes: Vec<u8>| DataSource {
+        specifier: Some(Specifier::InlineBytes(bytes)),
+        ..Default::default()
+    };
+    let chain: String = issued
+        .key
+        .cert
+        .iter()
+        .map(|c| crate::http::xfcc::certificate_pem(c))
+        .collect();
+    let secret = Secret {
+        name: crate::identity::DEFAULT_SECRET.to_string(),
+        r#type: Some(secret::Type::TlsCertificate(TlsCertificate {
+            certificate_chain: Some(inline(chain.into_bytes())),
+            private_key: Some(inline(REDACTED.as_bytes().to_vec())),
+            ..Default::default()
+        })),
+    };
+    DynamicSecret {
+        name: crate::identity::DEFAULT_SECRET.to_string(),
+        version_info: issued.serial.clone(),
+        last_updated: Some(timestamp(issued.received)),
+        secret: Some(any(&secret)),
+        ..Default::default()
+    }
 }
 
 /// Which fields Envoy's protos mark sensitive, looked up once per field per dump.
@@ -469,6 +505,11 @@ fn names_only(snapshot: &Snapshot, eds: bool) -> Value {
     };
     let a = &snapshot.accepted;
     let v = &snapshot.versions;
+    let own = snapshot
+        .identity
+        .as_ref()
+        .and_then(|i| i.current())
+        .map(|c| json!({"name": crate::identity::DEFAULT_SECRET, "version_info": c.serial}));
     let mut configs = vec![json!({"@type": ClustersConfigDump::type_url(),
         "version_info": v.cds, "dynamic_active_clusters": list(&a.clusters)})];
     if eds {
@@ -481,7 +522,7 @@ fn names_only(snapshot: &Snapshot, eds: bool) -> Value {
         json!({"@type": RoutesConfigDump::type_url(),
             "dynamic_route_configs": list(&a.routes)}),
         json!({"@type": SecretsConfigDump::type_url(),
-            "dynamic_active_secrets": list(&a.secrets)}),
+            "dynamic_active_secrets": own.into_iter().chain(list(&a.secrets)).collect::<Vec<_>>()}),
     ]);
     json!({ "configs": configs })
 }

@@ -220,3 +220,45 @@ fn resource_lists_one_field_and_mask_trims_it() {
         Err(DumpError::UnknownResource("no_such_field".into()))
     );
 }
+
+#[test]
+fn the_workload_certificate_is_listed_first_as_default_with_its_key_redacted() {
+    use base64::Engine;
+    let ca = crate::identity::test_ca::TestCa::new("mesh");
+    let identity = ca.identity("default", "reviews");
+    let issued = identity.current().unwrap();
+    let snapshot = Snapshot {
+        identity: Some(identity.clone()),
+        ..snapshot()
+    };
+    let dump = render(&snapshot, &boot(), &Query::default()).unwrap();
+    let active = &dump["configs"][4]["dynamic_active_secrets"];
+    let names: Vec<&str> = active
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["default", SECRET]);
+    let default = &active[0];
+    assert_eq!(default["version_info"], issued.serial.as_str());
+    assert!(default["last_updated"].as_str().is_some());
+    let cert = &default["secret"]["tls_certificate"];
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let chain = b64
+        .decode(cert["certificate_chain"]["inline_bytes"].as_str().unwrap())
+        .unwrap();
+    let chain = String::from_utf8(chain).unwrap();
+    let leaf = crate::http::xfcc::certificate_pem(&issued.key.cert[0]);
+    assert!(chain.starts_with(&leaf), "{chain}");
+    let key = b64
+        .decode(cert["private_key"]["inline_bytes"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(key, REDACTED.as_bytes());
+    // Without descriptors the names-only dump lists it too.
+    let names_only = names_only(&snapshot, false);
+    assert_eq!(
+        names_only["configs"][3]["dynamic_active_secrets"][0]["name"],
+        "default"
+    );
+}

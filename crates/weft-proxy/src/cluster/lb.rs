@@ -68,20 +68,15 @@ pub fn pick_hashed(u: &Upstream, hash: Option<u64>) -> Option<&Host> {
     if u.hosts.is_empty() {
         return None;
     }
-    let now = Instant::now();
-    let usable: Vec<&Host> = u
-        .hosts
-        .iter()
-        .filter(|h| h.endpoint.healthy && !h.outlier.ejected(now))
-        .collect();
-    let panic =
-        (usable.len() as f64) * 100.0 < u.config.healthy_panic_threshold * u.hosts.len() as f64;
-    let candidates: Vec<&Host> = if panic {
-        u.hosts.iter().collect()
-    } else {
-        usable
+    let usable = Usable::of(&u.hosts, Instant::now());
+    let healthy = usable.count();
+    let panic = (healthy as f64) * 100.0 < u.config.healthy_panic_threshold * u.hosts.len() as f64;
+    let candidates = Candidates {
+        hosts: &u.hosts,
+        usable: (!panic).then_some(usable),
+        len: if panic { u.hosts.len() } else { healthy },
     };
-    if candidates.is_empty() {
+    if candidates.len == 0 {
         return None;
     }
     if let (Some(hash), LbPolicy::RingHash { .. } | LbPolicy::Maglev { .. }) =
@@ -95,55 +90,121 @@ pub fn pick_hashed(u: &Upstream, hash: Option<u64>) -> Option<&Host> {
             } else {
                 super::xxhash64(&hash.to_le_bytes(), probe)
             };
-            if let Some(host) = u.hashing.lookup(h).map(|i| &u.hosts[i]) {
-                if panic || candidates.iter().any(|c| std::ptr::eq(*c, host)) {
-                    return Some(host);
+            if let Some(i) = u.hashing.lookup(h) {
+                if candidates.contains(i) {
+                    return Some(&u.hosts[i]);
                 }
             }
         }
     }
-    if candidates.len() == 1 {
-        return Some(candidates[0]);
+    if candidates.len == 1 {
+        return candidates.iter().next();
     }
     Some(match u.config.lb_policy {
         LbPolicy::RoundRobin => weighted_nth(&candidates, u.ticket()),
         LbPolicy::LeastRequest { choice_count } => least_of(&candidates, choice_count),
         LbPolicy::Random | LbPolicy::RingHash { .. } | LbPolicy::Maglev { .. } => {
-            let total = total_weight(&candidates);
+            let total = candidates.total_weight();
             weighted_nth(&candidates, rand::rng().random_range(0..total))
         }
     })
 }
 
-fn total_weight(hosts: &[&Host]) -> usize {
-    hosts
-        .iter()
-        .map(|h| h.endpoint.weight as usize)
-        .sum::<usize>()
-        .max(1)
+/// Which hosts are healthy and not ejected, decided once per pick (each ejection check
+/// takes the host's lock). Inline for up to 64 hosts, so a pick allocates nothing there.
+enum Usable {
+    Bits(u64),
+    Flags(Vec<bool>),
+}
+
+impl Usable {
+    fn of(hosts: &[Host], now: Instant) -> Usable {
+        let usable = |h: &Host| h.endpoint.healthy && !h.outlier.ejected(now);
+        if hosts.len() <= 64 {
+            Usable::Bits(
+                hosts
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, h)| usable(h))
+                    .fold(0, |bits, (i, _)| bits | 1 << i),
+            )
+        } else {
+            Usable::Flags(hosts.iter().map(usable).collect())
+        }
+    }
+
+    fn get(&self, i: usize) -> bool {
+        match self {
+            Usable::Bits(bits) => bits >> i & 1 == 1,
+            Usable::Flags(flags) => flags[i],
+        }
+    }
+
+    fn count(&self) -> usize {
+        match self {
+            Usable::Bits(bits) => bits.count_ones() as usize,
+            Usable::Flags(flags) => flags.iter().filter(|f| **f).count(),
+        }
+    }
+}
+
+/// The hosts a pick chooses among: the usable ones, or all of them in panic mode.
+struct Candidates<'a> {
+    hosts: &'a [Host],
+    /// None in panic mode.
+    usable: Option<Usable>,
+    len: usize,
+}
+
+impl<'a> Candidates<'a> {
+    fn contains(&self, i: usize) -> bool {
+        self.usable.as_ref().is_none_or(|u| u.get(i))
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &'a Host> + '_ {
+        let hosts = self.hosts;
+        (0..hosts.len())
+            .filter(|i| self.contains(*i))
+            .map(move |i| &hosts[i])
+    }
+
+    fn total_weight(&self) -> usize {
+        self.iter()
+            .map(|h| h.endpoint.weight as usize)
+            .sum::<usize>()
+            .max(1)
+    }
 }
 
 /// The host owning slot `n` when each host holds `weight` consecutive slots.
-fn weighted_nth<'a>(hosts: &[&'a Host], n: usize) -> &'a Host {
-    let mut slot = n % total_weight(hosts);
-    for h in hosts {
+fn weighted_nth<'a>(hosts: &Candidates<'a>, n: usize) -> &'a Host {
+    let mut slot = n % hosts.total_weight();
+    let mut first = None;
+    for h in hosts.iter() {
+        first.get_or_insert(h);
         let w = h.endpoint.weight as usize;
         if slot < w {
             return h;
         }
         slot -= w;
     }
-    hosts[0]
+    first.unwrap_or(&hosts.hosts[0])
 }
 
 /// Envoy's LEAST_REQUEST with equal weights: `choices` random hosts, the one with fewest
 /// requests in flight wins.
-fn least_of<'a>(hosts: &[&'a Host], choices: u32) -> &'a Host {
+fn least_of<'a>(hosts: &Candidates<'a>, choices: u32) -> &'a Host {
     let mut rng = rand::rng();
     let load = |h: &Host| h.active.load(Ordering::Relaxed);
-    let mut best = hosts[rng.random_range(0..hosts.len())];
+    let mut nth = || {
+        hosts
+            .iter()
+            .nth(rng.random_range(0..hosts.len))
+            .unwrap_or(&hosts.hosts[0])
+    };
+    let mut best = nth();
     for _ in 1..choices.max(2) {
-        let other = hosts[rng.random_range(0..hosts.len())];
+        let other = nth();
         if load(other) < load(best) {
             best = other;
         }

@@ -2,6 +2,7 @@
 //! and connection pools, and [`Upstream::send`], which takes a request to one host.
 
 mod body;
+mod http1;
 mod lb;
 mod maglev;
 pub mod outlier;
@@ -36,8 +37,10 @@ pub const ORIGINAL_DST_HOST: &str = "x-envoy-original-dst-host";
 /// (its Istio workload metadata names the destination workload).
 #[derive(Clone, Debug)]
 pub struct UpstreamHost {
-    pub authority: String,
+    pub authority: Arc<str>,
     pub workload: Option<Arc<str>>,
+    /// What the TLS handshake with the host proved (Istio's principal labels).
+    pub security: crate::telemetry::labels::Security,
 }
 
 /// A cluster with its resolved endpoints, as the data path uses it.
@@ -71,6 +74,9 @@ struct Gauges {
 #[derive(Debug, Serialize)]
 pub struct Host {
     pub endpoint: Endpoint,
+    /// `endpoint`'s `host:port`, formatted once: the pool's key on every request.
+    #[serde(skip)]
+    pub authority: Arc<str>,
     #[serde(skip)]
     pub active: Arc<AtomicUsize>,
     #[serde(skip)]
@@ -191,6 +197,7 @@ impl Upstream {
                     outlier: old
                         .filter(|_| previous.is_some_and(|p| p.config == config))
                         .map_or_else(Arc::default, |h| h.outlier.clone()),
+                    authority: endpoint.authority().into(),
                     endpoint,
                 }
             })
@@ -204,6 +211,15 @@ impl Upstream {
             pool,
             stats,
             gauges,
+        }
+    }
+
+    /// What the last TLS handshake with `authority` proved: the host's verified SPIFFE
+    /// id and the one this proxy presented (nothing over plain text).
+    pub fn security(&self, authority: &str) -> crate::telemetry::labels::Security {
+        match &self.pool.tls {
+            Some(tls) => tls.verified(authority),
+            None => Default::default(),
         }
     }
 
@@ -275,6 +291,7 @@ impl Upstream {
                     .or(original_dst)
                     .ok_or(UpstreamError::NoHealthyUpstream)?;
                 original = Host {
+                    authority: dst.to_string().into(),
                     endpoint: Endpoint {
                         host: dst.ip().to_string(),
                         port: dst.port(),
@@ -291,7 +308,8 @@ impl Upstream {
             _ => pick_hashed(self, hash).ok_or(UpstreamError::NoHealthyUpstream)?,
         };
         let active = ActiveRequest::start(host);
-        let result = self.exchange(host, req).await;
+        let authority = host.authority.clone();
+        let result = self.exchange(&authority, req).await;
         if let Some(od) = &self.config.outlier_detection {
             let outcome = match &result {
                 Ok((resp, _)) => Some(Outcome::Status(resp.status().as_u16())),
@@ -317,10 +335,17 @@ impl Upstream {
             }
         }
         match result {
-            Ok((resp, lease)) => {
+            Ok((resp, mut lease)) => {
+                if resp.status() == http::StatusCode::SWITCHING_PROTOCOLS {
+                    // The connection becomes the tunnel; its I/O hands it over.
+                    if let Some(l) = lease.take() {
+                        l.upgrade();
+                    }
+                }
                 let (mut parts, body) = resp.into_parts();
                 parts.extensions.insert(UpstreamHost {
-                    authority: host.endpoint.authority(),
+                    security: self.security(&authority),
+                    authority,
                     workload: host.endpoint.workload.clone(),
                 });
                 let body = body::Tracked::new(body, lease, (active, request_guard));
@@ -332,19 +357,13 @@ impl Upstream {
         }
     }
 
-    /// One request/response on a pooled connection to `host`.
+    /// One request/response on a pooled connection to `authority`.
     async fn exchange(
         &self,
-        host: &Host,
+        authority: &str,
         req: Request<UpstreamBody>,
     ) -> Result<(Response<hyper::body::Incoming>, Option<pool::Lease>), PoolError> {
-        let authority = host.endpoint.authority();
         let (mut parts, body) = req.into_parts();
-        let path = parts
-            .uri
-            .path_and_query()
-            .map_or("/", |p| p.as_str())
-            .to_string();
         let h2 = match self.config.protocol {
             UpstreamProtocol::Http1 => false,
             UpstreamProtocol::Http2 => true,
@@ -352,34 +371,47 @@ impl Upstream {
         };
         if h2 {
             // HTTP/2 carries the authority in :authority, taken from the URI.
+            let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
             let logical = parts
                 .headers
                 .remove(http::header::HOST)
                 .and_then(|h| h.to_str().ok().map(str::to_string))
-                .unwrap_or_else(|| authority.clone());
+                .unwrap_or_else(|| authority.to_string());
             parts.uri = format!("http://{logical}{path}")
                 .parse()
                 .map_err(|_| PoolError::Connect(format!("bad authority {logical}")))?;
             parts.version = http::Version::HTTP_2;
             let resp = self
                 .pool
-                .send_http2(&authority, Request::from_parts(parts, body))
+                .send_http2(authority, Request::from_parts(parts, body))
                 .await?;
             return Ok((resp, None));
         }
-        parts.uri = path
-            .parse()
-            .map_err(|_| PoolError::Connect(format!("bad path {path}")))?;
+        if parts.uri.scheme().is_some() || parts.uri.authority().is_some() {
+            parts.uri = origin_form(&parts.uri);
+        }
         parts.version = http::Version::HTTP_11;
         if !parts.headers.contains_key(http::header::HOST) {
-            if let Ok(v) = HeaderValue::from_str(&authority) {
+            if let Ok(v) = HeaderValue::from_str(authority) {
                 parts.headers.insert(http::header::HOST, v);
             }
         }
-        let lease = self.pool.lease(&authority).await?;
+        let lease = self.pool.lease(authority).await?;
         let (resp, lease) = Pool::send_http1(lease, Request::from_parts(parts, body)).await?;
         Ok((resp, Some(lease)))
     }
+}
+
+/// `uri`'s path and query alone (origin form, as HTTP/1.1 requests carry it), sharing its
+/// buffer rather than copying it.
+pub fn origin_form(uri: &http::Uri) -> http::Uri {
+    let mut parts = http::uri::Parts::default();
+    parts.path_and_query = Some(
+        uri.path_and_query()
+            .cloned()
+            .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/")),
+    );
+    http::Uri::from_parts(parts).expect("a path alone is a valid URI")
 }
 
 /// Counts a request in flight on a host until dropped.

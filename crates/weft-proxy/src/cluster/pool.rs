@@ -1,13 +1,17 @@
 //! Connection pools of a cluster under its circuit breakers: HTTP/1.1 connections (one
 //! request at a time, kept for reuse until idle too long or used up) and one multiplexed
 //! HTTP/2 (h2c) connection per host. Requests over a limit overflow (503 UO).
+//!
+//! An HTTP/1.1 connection is run by the task of the request holding it ([`Http1`]); an
+//! HTTP/2 connection, shared by many requests, by a task of its own.
 
+use super::http1::Http1;
 use super::tls::{Origination, Stream};
 use super::UpstreamBody;
 use crate::model::{Cluster, Thresholds};
 use crate::stats::{inc, ClusterStats};
 use hyper::body::Incoming;
-use hyper::client::conn::{http1, http2};
+use hyper::client::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -27,11 +31,24 @@ pub enum PoolError {
     Reset(hyper::Error),
 }
 
-/// Counters a circuit breaker compares to its thresholds.
+/// Counters a circuit breaker compares to its thresholds, shared with the connections
+/// (which free their place when they close, wherever they are then).
 #[derive(Debug, Default)]
 struct Open {
     connections: AtomicU32,
     pending: AtomicU32,
+    /// Woken when a connection goes idle or closes, for requests waiting on the limit.
+    released: Notify,
+}
+
+/// A connection's place under `max_connections`, given back when dropped.
+struct Slot(Arc<Open>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.connections.fetch_sub(1, Ordering::AcqRel);
+        self.0.released.notify_waiters();
+    }
 }
 
 #[derive(Debug)]
@@ -40,54 +57,70 @@ pub struct Pool {
     connect_timeout: Duration,
     idle_timeout: Option<Duration>,
     max_requests_per_connection: Option<u32>,
-    open: Open,
-    /// Woken when a connection goes idle or closes, for requests waiting on the limit.
-    released: Notify,
-    idle: Mutex<HashMap<String, Vec<IdleConnection>>>,
+    open: Arc<Open>,
+    idle: Mutex<HashMap<Arc<str>, Vec<Conn>>>,
     h2: Mutex<HashMap<String, http2::SendRequest<UpstreamBody>>>,
     stats: Arc<ClusterStats>,
     /// TLS origination (`transport_socket`), with the secrets it was built from.
     pub(super) tls: Option<Arc<Origination>>,
 }
 
-#[derive(Debug)]
-struct IdleConnection {
-    sender: http1::SendRequest<UpstreamBody>,
+/// A pooled HTTP/1.1 connection to `authority`.
+struct Conn {
+    http: Http1,
+    authority: Arc<str>,
     since: Instant,
     used: u32,
+    _slot: Slot,
 }
 
-/// An HTTP/1.1 connection lent to one request; back to the pool at the response's end.
-#[derive(Debug)]
+impl std::fmt::Debug for Conn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Conn")
+            .field("authority", &self.authority)
+            .field("used", &self.used)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An HTTP/1.1 connection lent to one request, whose task runs its I/O until the
+/// response's end; then back to the pool.
 pub struct Lease {
     pool: Arc<Pool>,
-    authority: String,
-    sender: http1::SendRequest<UpstreamBody>,
-    used: u32,
+    conn: Conn,
 }
 
 impl Lease {
+    /// Runs the connection's I/O (see [`Http1::poll_io`]); false once it ended.
+    pub fn poll_io(&mut self, cx: &mut std::task::Context<'_>) -> bool {
+        self.conn.http.poll_io(cx)
+    }
+
     /// The response body ended cleanly: the connection may serve another request.
     pub fn release(self) {
         let spent = self
             .pool
             .max_requests_per_connection
-            .is_some_and(|m| self.used >= m);
-        if spent || self.sender.is_closed() {
+            .is_some_and(|m| self.conn.used >= m);
+        if spent || !self.conn.http.is_open() {
             return;
         }
-        self.pool
-            .idle
+        let Lease { pool, mut conn } = self;
+        conn.since = Instant::now();
+        pool.idle
             .lock()
             .expect("pool")
-            .entry(self.authority)
+            .entry(conn.authority.clone())
             .or_default()
-            .push(IdleConnection {
-                sender: self.sender,
-                since: Instant::now(),
-                used: self.used,
-            });
-        self.pool.released.notify_waiters();
+            .push(conn);
+        pool.open.released.notify_waiters();
+    }
+
+    /// The response switched protocols: the connection's I/O runs to its end in a task of
+    /// its own, which hands the socket to the upgrade; it keeps its place until then.
+    pub fn upgrade(self) {
+        let Conn { http, _slot, .. } = self.conn;
+        http.spawn(_slot);
     }
 }
 
@@ -119,8 +152,7 @@ impl Pool {
             connect_timeout: config.connect_timeout,
             idle_timeout: config.idle_timeout,
             max_requests_per_connection: config.max_requests_per_connection,
-            open: Open::default(),
-            released: Notify::new(),
+            open: Arc::default(),
             idle: Mutex::default(),
             h2: Mutex::default(),
             stats,
@@ -135,13 +167,6 @@ impl Pool {
             && self.connect_timeout == config.connect_timeout
             && self.idle_timeout == config.idle_timeout
             && self.max_requests_per_connection == config.max_requests_per_connection
-    }
-
-    async fn connect(self: &Arc<Self>, authority: &str) -> Result<TokioIo<Stream>, PoolError> {
-        self.connect_stream(authority)
-            .await
-            .map(TokioIo::new)
-            .map_err(PoolError::Connect)
     }
 
     /// A connection to `authority` (`host:port`), TLS when the cluster originates it;
@@ -170,53 +195,36 @@ impl Pool {
             .map_err(|_| "connect timeout".to_string())?
     }
 
-    /// Runs a connection's I/O until it closes, then frees its place under the limit.
-    fn drive<F>(self: &Arc<Self>, conn: F)
-    where
-        F: std::future::Future + Send + 'static,
-    {
-        let pool = self.clone();
-        tokio::spawn(async move {
-            let _ = conn.await;
-            pool.open.connections.fetch_sub(1, Ordering::AcqRel);
-            pool.released.notify_waiters();
-        });
-    }
-
-    /// An HTTP/1.1 connection to `authority`: an idle one, a new one within
-    /// `max_connections`, or the next one freed while at most `max_pending_requests` wait.
+    /// An HTTP/1.1 connection to `authority`, ready for a request: an idle one, a new one
+    /// within `max_connections`, or the next one freed while at most
+    /// `max_pending_requests` wait.
     pub async fn lease(self: &Arc<Self>, authority: &str) -> Result<Lease, PoolError> {
         let mut pending = None;
         loop {
-            let released = self.released.notified();
+            let released = self.open.released.notified();
             tokio::pin!(released);
             released.as_mut().enable();
-            if let Some(mut idle) = self.take_idle(authority) {
-                // Ready resolves once the connection has finished with the last response.
-                if idle.sender.ready().await.is_ok() {
+            if let Some(mut conn) = self.take_idle(authority) {
+                // Nobody ran it while idle: this shows a close by the server, and waits
+                // until it is done with its last response.
+                if conn.http.ready().await {
                     return Ok(Lease {
                         pool: self.clone(),
-                        authority: authority.to_string(),
-                        sender: idle.sender,
-                        used: idle.used,
+                        conn,
                     });
                 }
                 continue;
             }
             if try_take(&self.open.connections, self.limits.max_connections) {
-                return match self.open_http1(authority).await {
-                    Ok(sender) => Ok(Lease {
+                let slot = Slot(self.open.clone());
+                let mut conn = self.open_http1(authority, slot).await?;
+                if conn.http.ready().await {
+                    return Ok(Lease {
                         pool: self.clone(),
-                        authority: authority.to_string(),
-                        sender,
-                        used: 0,
-                    }),
-                    Err(e) => {
-                        self.open.connections.fetch_sub(1, Ordering::AcqRel);
-                        self.released.notify_waiters();
-                        Err(e)
-                    }
-                };
+                        conn,
+                    });
+                }
+                return Err(PoolError::Connect("closed before the first request".into()));
             }
             if pending.is_none() {
                 if !try_take(&self.open.pending, self.limits.max_pending_requests) {
@@ -225,45 +233,63 @@ impl Pool {
                 }
                 pending = Some(Counted(&self.open.pending));
             }
+            // Idle connections that closed meanwhile still hold places; dropping them
+            // wakes `released`.
+            self.reap();
             released.await;
         }
     }
 
-    fn take_idle(&self, authority: &str) -> Option<IdleConnection> {
+    fn take_idle(&self, authority: &str) -> Option<Conn> {
         let mut idle = self.idle.lock().expect("pool");
         let list = idle.get_mut(authority)?;
         while let Some(c) = list.pop() {
             let stale = self.idle_timeout.is_some_and(|t| c.since.elapsed() >= t);
-            if !stale && !c.sender.is_closed() {
+            if !stale && c.http.is_open() {
                 return Some(c);
             }
         }
         None
     }
 
-    async fn open_http1(
-        self: &Arc<Self>,
-        authority: &str,
-    ) -> Result<http1::SendRequest<UpstreamBody>, PoolError> {
-        let io = self.connect(authority).await?;
-        let (sender, conn) = http1::handshake(io)
-            .await
-            .map_err(|e| PoolError::Connect(e.to_string()))?;
-        self.drive(conn.with_upgrades());
-        Ok(sender)
+    /// Drops idle connections (to any host) that timed out or were closed by the server.
+    fn reap(&self) {
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        let mut idle = self.idle.lock().expect("pool");
+        for list in idle.values_mut() {
+            list.retain_mut(|c| {
+                let stale = self.idle_timeout.is_some_and(|t| c.since.elapsed() >= t);
+                // Polled here only to see an end; whoever takes it polls it again.
+                !stale && c.http.poll_io(&mut cx) && c.http.is_open()
+            });
+        }
     }
 
-    /// Sends on a leased HTTP/1.1 connection; the lease comes back with the response.
+    async fn open_http1(&self, authority: &str, slot: Slot) -> Result<Conn, PoolError> {
+        let stream = self
+            .connect_stream(authority)
+            .await
+            .map_err(PoolError::Connect)?;
+        let http = Http1::handshake(stream)
+            .await
+            .map_err(|e| PoolError::Connect(e.to_string()))?;
+        Ok(Conn {
+            http,
+            authority: authority.into(),
+            since: Instant::now(),
+            used: 0,
+            _slot: slot,
+        })
+    }
+
+    /// Sends on a leased HTTP/1.1 connection, running its I/O in this task until the
+    /// response headers arrive; the lease comes back with the response.
     pub async fn send_http1(
         mut lease: Lease,
         req: http::Request<UpstreamBody>,
     ) -> Result<(http::Response<Incoming>, Lease), PoolError> {
-        lease.used += 1;
-        let resp = lease
-            .sender
-            .send_request(req)
-            .await
-            .map_err(PoolError::Reset)?;
+        lease.conn.used += 1;
+        let resp = lease.conn.http.send(req).await.map_err(PoolError::Reset)?;
         Ok((resp, lease))
     }
 
@@ -281,30 +307,32 @@ impl Pool {
                     inc(&self.stats.upstream_cx_overflow);
                     return Err(PoolError::Overflow);
                 }
-                let opened = async {
-                    let io = self.connect(authority).await?;
-                    http2::handshake(TokioExecutor::new(), io)
-                        .await
-                        .map_err(|e| PoolError::Connect(e.to_string()))
-                }
-                .await;
-                match opened {
-                    Ok((sender, conn)) => {
-                        self.drive(conn);
-                        self.h2
-                            .lock()
-                            .expect("pool")
-                            .insert(authority.to_string(), sender.clone());
-                        sender
-                    }
-                    Err(e) => {
-                        self.open.connections.fetch_sub(1, Ordering::AcqRel);
-                        return Err(e);
-                    }
-                }
+                let slot = Slot(self.open.clone());
+                let stream = self
+                    .connect_stream(authority)
+                    .await
+                    .map_err(PoolError::Connect)?;
+                let (sender, conn) = http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+                    .await
+                    .map_err(|e| PoolError::Connect(e.to_string()))?;
+                // Shared by every request to the host: its I/O is a task of its own,
+                // which keeps the connection's place until it closes.
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                    drop(slot);
+                });
+                self.h2
+                    .lock()
+                    .expect("pool")
+                    .insert(authority.to_string(), sender.clone());
+                sender
             }
         };
         sender.ready().await.map_err(PoolError::Reset)?;
         sender.send_request(req).await.map_err(PoolError::Reset)
     }
 }
+
+#[cfg(test)]
+#[path = "pool_tests.rs"]
+mod tests;

@@ -199,7 +199,7 @@ async fn original_dst_connects_to_the_downstream_destination_or_the_header() {
     );
     let answered = plain.send_to(get(), None, Some(original)).await.unwrap();
     let host = answered.extensions().get::<UpstreamHost>().unwrap();
-    assert_eq!(host.authority, original.to_string());
+    assert_eq!(&*host.authority, original.to_string());
     // Without use_http_header the header is ignored; with neither there is no host.
     let header = format!("127.0.0.1:{by_header}");
     assert_eq!(

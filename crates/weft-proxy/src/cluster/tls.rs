@@ -154,6 +154,11 @@ impl TlsContext {
         }
     }
 
+    /// The SPIFFE id of the client certificate this context presents, if any.
+    pub fn local_principal(&self) -> Option<Arc<str>> {
+        self.client_cert.as_ref()?.spiffe_id()
+    }
+
     /// The TLS handshake over `tcp` to `host` (an IP or name, used as the server name
     /// when the context has no SNI; rustls sends no SNI for an IP).
     pub async fn connect(&self, host: &str, tcp: TcpStream) -> Result<Stream, String> {

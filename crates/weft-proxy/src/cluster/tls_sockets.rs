@@ -10,9 +10,10 @@
 
 use super::{Stream, TlsContext};
 use crate::model::{Cluster, Endpoint, Secret, UpstreamTls};
+use crate::telemetry::labels::Security;
 use arc_swap::ArcSwap;
-use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, RwLock};
 use tokio::net::TcpStream;
 
 /// One transport: TLS with its context, or plain text.
@@ -33,7 +34,15 @@ pub struct Origination {
     /// The index in `matches` of each endpoint's transport, by `host:port`; endpoints
     /// not listed get `default`.
     chosen: ArcSwap<HashMap<String, usize>>,
+    /// What the last handshake with each endpoint (`host:port`) proved: its verified
+    /// SPIFFE id and the one this proxy presented, for Istio's principal labels. Pooled
+    /// connections to an endpoint all come from handshakes with that one workload.
+    verified: RwLock<HashMap<String, Security>>,
 }
+
+/// Endpoints remembered in [`Origination::verified`] at most: ORIGINAL_DST clusters
+/// reach addresses no update lists.
+const MAX_VERIFIED: usize = 4096;
 
 impl PartialEq for Origination {
     fn eq(&self, other: &Self) -> bool {
@@ -60,6 +69,7 @@ impl Origination {
             default: context(Some(config), secrets, None),
             matches: Vec::new(),
             chosen: ArcSwap::default(),
+            verified: RwLock::default(),
         }
     }
 
@@ -107,13 +117,60 @@ impl Origination {
             default,
             matches,
             chosen: ArcSwap::default(),
+            verified: RwLock::default(),
         };
         let origination = match kept {
             Some(k) if *k == next => k,
             _ => Arc::new(next),
         };
         origination.choose(endpoints);
+        origination.forget_gone(endpoints);
         Some(origination)
+    }
+
+    /// What the last TLS handshake with `authority` proved (nothing for plain text or
+    /// before any handshake).
+    pub fn verified(&self, authority: &str) -> Security {
+        let verified = self.verified.read().unwrap_or_else(|e| e.into_inner());
+        verified.get(authority).cloned().unwrap_or_default()
+    }
+
+    fn remember(&self, authority: &str, context: &TlsContext, stream: &Stream) {
+        let Stream::Tls(tls) = stream else {
+            return;
+        };
+        let proved = Security {
+            peer: crate::identity::verify::peer_spiffe_id(tls.get_ref().1).map(Into::into),
+            own: context.local_principal(),
+        };
+        let mut verified = self.verified.write().unwrap_or_else(|e| e.into_inner());
+        if verified.get(authority) == Some(&proved) {
+            return;
+        }
+        if verified.len() >= MAX_VERIFIED {
+            verified.clear();
+        }
+        verified.insert(authority.to_string(), proved);
+    }
+
+    fn forget(&self, authority: &str) {
+        let known = {
+            let verified = self.verified.read().unwrap_or_else(|e| e.into_inner());
+            verified.contains_key(authority)
+        };
+        if known {
+            let mut verified = self.verified.write().unwrap_or_else(|e| e.into_inner());
+            verified.remove(authority);
+        }
+    }
+
+    /// Drops what handshakes proved for endpoints the cluster no longer has.
+    fn forget_gone(&self, endpoints: &[Endpoint]) {
+        let current: HashSet<String> = endpoints.iter().map(Endpoint::authority).collect();
+        self.verified
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|a, _| current.contains(a));
     }
 
     /// Records the transport of each endpoint.
@@ -158,8 +215,17 @@ impl Origination {
             None => &self.default,
         };
         match transport {
-            Some(c) => c.connect(host, tcp).await,
-            None => Ok(Stream::Plain(tcp)),
+            Some(c) => {
+                let stream = c.connect(host, tcp).await?;
+                self.remember(authority, c, &stream);
+                Ok(stream)
+            }
+            None => {
+                // An endpoint now reached in plain text (its tlsMode went away) proves
+                // nothing any more.
+                self.forget(authority);
+                Ok(Stream::Plain(tcp))
+            }
         }
     }
 }

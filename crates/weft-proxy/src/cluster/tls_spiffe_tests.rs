@@ -274,3 +274,30 @@ async fn contexts_needing_the_workload_certificate_wait_for_it() {
     let err = bare.connect("127.0.0.1", tcp).await.unwrap_err();
     assert!(err.contains("no workload identity"), "{err}");
 }
+
+#[tokio::test]
+async fn handshakes_record_both_identities_per_endpoint_for_telemetry() {
+    let ca = TestCa::new("mesh");
+    let (reviews, productpage) = (
+        ca.identity("default", "reviews"),
+        ca.identity("default", "productpage"),
+    );
+    let server_side = Termination::new(&inbound(), &secrets(&reviews, &ca));
+    assert_eq!(server_side.local_principal().as_deref(), Some(REVIEWS));
+    let (addr, _seen) = server(server_side).await;
+    let client = Origination::new(&outbound(&[REVIEWS]), &secrets(&productpage, &ca));
+    let authority = addr.to_string();
+    let nothing = crate::telemetry::labels::Security::default();
+    assert_eq!(client.verified(&authority), nothing);
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let mut s = client
+        .connect_to(&authority, "127.0.0.1", tcp)
+        .await
+        .unwrap();
+    assert_eq!(echo(&mut s, b"hi").await.unwrap(), b"hi");
+    let proved = client.verified(&authority);
+    assert_eq!(proved.peer.as_deref(), Some(REVIEWS));
+    assert_eq!(proved.own.as_deref(), Some(PRODUCTPAGE));
+    // Another endpoint is not this one.
+    assert_eq!(client.verified("127.0.0.1:1"), nothing);
+}

@@ -120,6 +120,7 @@ mod tests {
             path_and_query: "/",
             scheme: "http",
             headers,
+            metadata: None,
         }
     }
 

@@ -9,6 +9,31 @@ use http::header::{HeaderMap, HeaderName, HeaderValue};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::OnceLock;
 
+/// The levels of header edits that apply to a request, at most four (see [`levels`]),
+/// kept inline: they are looked up for every request.
+#[derive(Clone, Copy, Default)]
+pub struct Levels<'a> {
+    items: [Option<&'a HeaderMutations>; 4],
+}
+
+impl<'a> Levels<'a> {
+    pub fn iter(&self) -> impl Iterator<Item = &'a HeaderMutations> + '_ {
+        self.items.iter().flatten().copied()
+    }
+
+    /// Whether a response value reads the request's headers (`%REQ(...)%`), which must
+    /// then be kept until the response.
+    pub fn response_reads_request(&self) -> bool {
+        self.iter().any(|m| {
+            m.response.add.iter().any(|a| {
+                a.value
+                    .iter()
+                    .any(|p| matches!(p, ValuePart::RequestHeader(_)))
+            })
+        })
+    }
+}
+
 /// The levels in the order Envoy evaluates them: the weighted cluster, then route, virtual
 /// host and configuration (most to least specific, so a less specific overwrite wins), or
 /// the reverse for the three when `most_specific_header_mutations_wins`.
@@ -17,35 +42,33 @@ pub fn levels<'a>(
     vh: &'a VirtualHost,
     route: &'a Route,
     cluster: Option<&'a RouteCluster>,
-) -> Vec<&'a HeaderMutations> {
-    let mut chain = vec![&route.headers, &vh.headers, &rc.headers];
+) -> Levels<'a> {
+    let mut chain = [&route.headers, &vh.headers, &rc.headers];
     if rc.most_specific_header_mutations_wins {
         chain.reverse();
     }
-    let mut out: Vec<&HeaderMutations> = cluster.map(|c| &c.headers).into_iter().collect();
-    out.extend(chain);
-    out.retain(|m| !m.is_empty());
+    let mut out = Levels::default();
+    let present = cluster.map(|c| &c.headers).into_iter().chain(chain);
+    for (slot, m) in out.items.iter_mut().zip(present.filter(|m| !m.is_empty())) {
+        *slot = Some(m);
+    }
     out
 }
 
-pub fn apply_request(
-    levels: &[&HeaderMutations],
-    headers: &mut HeaderMap,
-    peer: Option<SocketAddr>,
-) {
-    for m in levels {
+pub fn apply_request(levels: &Levels<'_>, headers: &mut HeaderMap, peer: Option<SocketAddr>) {
+    for m in levels.iter() {
         apply(&m.request, headers, peer, None);
     }
 }
 
 /// `request`: the downstream request's headers, for `%REQ(...)%` in response values.
 pub fn apply_response(
-    levels: &[&HeaderMutations],
+    levels: &Levels<'_>,
     headers: &mut HeaderMap,
     peer: Option<SocketAddr>,
     request: &HeaderMap,
 ) {
-    for m in levels {
+    for m in levels.iter() {
         apply(&m.response, headers, peer, Some(request));
     }
 }
@@ -131,13 +154,10 @@ pub fn connection_manager_request<B>(
     fwd: Forwarding,
 ) {
     let h = req.headers_mut();
-    let request_id = HeaderName::from_static("x-request-id");
-    if !h.contains_key(&request_id) {
-        if let Ok(v) = HeaderValue::from_str(&super::uuid_v4()) {
-            h.insert(request_id, v);
-        }
+    if !h.contains_key(&super::X_REQUEST_ID) {
+        h.insert(super::X_REQUEST_ID.clone(), super::uuid_v4());
     }
-    let proto = HeaderName::from_static("x-forwarded-proto");
+    let proto = super::X_FORWARDED_PROTO.clone();
     let scheme = HeaderValue::from_static(if downstream.tls { "https" } else { "http" });
     let Some(peer) = downstream.remote.filter(|_| fwd.use_remote_address) else {
         if !h.contains_key(&proto) {
@@ -394,6 +414,7 @@ mod tests {
                 case_sensitive: true,
                 headers: vec![],
                 query_parameters: vec![],
+                dynamic_metadata: vec![],
             },
             action: crate::model::Action::DirectResponse {
                 status: 200,

@@ -13,6 +13,7 @@ mod rewrite;
 mod router;
 pub mod routing;
 mod upgrade;
+pub mod xfcc;
 
 pub use hash::LbContext;
 
@@ -36,15 +37,20 @@ use std::sync::Arc;
 
 pub type ResponseBody = UpstreamBody;
 
+/// Names the data path sets on most requests, parsed once.
+static X_REQUEST_ID: header::HeaderName = header::HeaderName::from_static("x-request-id");
+static X_FORWARDED_PROTO: header::HeaderName = header::HeaderName::from_static("x-forwarded-proto");
+
 /// Headers that describe one hop and never travel on (RFC 9110 7.6.1, plus proxy-connection).
-const HOP_BY_HOP: &[&str] = &[
-    "connection",
-    "proxy-connection",
-    "keep-alive",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
+/// Parsed once: removing by a `&str` name would parse it on every request.
+static HOP_BY_HOP: [header::HeaderName; 7] = [
+    header::CONNECTION,
+    header::HeaderName::from_static("proxy-connection"),
+    header::HeaderName::from_static("keep-alive"),
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
 ];
 
 /// Serves one downstream connection with connection manager `hcm`: HTTP/1.1 (upgrades
@@ -69,7 +75,11 @@ pub async fn serve_connection_from<S>(
 {
     inc(&proxy.stats.downstream_cx_total);
     let drained = proxy.drain.started();
-    let replaced = listener_replaced(proxy.clone(), downstream.listener.clone());
+    let replaced = listener_replaced(
+        proxy.clone(),
+        downstream.listener.clone(),
+        downstream.listener_config.clone(),
+    );
     let codec = hcm.codec;
     let service = service_fn(move |req| {
         let proxy = proxy.clone();
@@ -106,23 +116,31 @@ pub async fn serve_connection_from<S>(
 /// of never reaching clients that keep their connections alive. Envoy drains the
 /// connections of a replaced listener the same way. Resent unchanged, a listener keeps its
 /// accepted encoding and nothing is drained.
-async fn listener_replaced(proxy: Arc<Proxy>, name: String) {
+///
+/// `initial` is the accepted config from the snapshot that picked the listener when the
+/// connection arrived; an update that landed during the TLS handshake drains at once.
+async fn listener_replaced(
+    proxy: Arc<Proxy>,
+    name: String,
+    initial: Option<Arc<crate::xds::store::Accepted>>,
+) {
+    // Subscribed before the first comparison, so no update falls between the two.
     let mut changed = proxy.changed.subscribe();
-    let initial = proxy.snapshot.load().accepted.listeners.get(&name).cloned();
-    if name.is_empty() || initial.is_none() {
+    let Some(initial) = initial.filter(|_| !name.is_empty()) else {
         return std::future::pending().await;
-    }
-    while changed.changed().await.is_ok() {
-        let now = proxy.snapshot.load().accepted.listeners.get(&name).cloned();
-        let same = match (&initial, &now) {
-            (Some(a), Some(b)) => Arc::ptr_eq(a, b) || a.encoded == b.encoded,
-            _ => false,
+    };
+    loop {
+        let same = match proxy.snapshot.load().accepted.listeners.get(&name) {
+            Some(now) => Arc::ptr_eq(&initial, now) || initial.encoded == now.encoded,
+            None => false,
         };
         if !same {
             return;
         }
+        if changed.changed().await.is_err() {
+            return std::future::pending().await;
+        }
     }
-    std::future::pending().await
 }
 
 /// One request: loads the snapshot once and uses it to the end.
@@ -132,12 +150,22 @@ async fn handle(
     downstream: &Downstream,
     mut req: Request<Incoming>,
 ) -> Response<ResponseBody> {
-    let peer = downstream.remote;
     inc(&proxy.stats.downstream_rq_total);
     let grpc = local_reply::is_grpc(req.headers());
     headers::connection_manager_request(&mut req, downstream, hcm.forwarding);
-    let info =
-        crate::telemetry::StreamInfo::begin(&proxy.telemetry, &req, &hcm.stat_prefix, peer, grpc);
+    xfcc::mutate_request(
+        req.headers_mut(),
+        hcm.forwarding.client_cert,
+        downstream.peer_certificate.as_deref(),
+        downstream.local_principal.as_deref(),
+    );
+    let info = crate::telemetry::StreamInfo::begin(
+        &proxy.telemetry,
+        &req,
+        &hcm.stat_prefix,
+        downstream,
+        grpc,
+    );
     let mut resp = local_reply::finish(filter_chain(proxy, hcm, downstream, req).await, grpc);
     // Envoy's default server_header_transformation, OVERWRITE with its server name.
     resp.headers_mut()
@@ -168,25 +196,18 @@ async fn filter_chain(
     };
     // Absolute-form (HTTP proxy clients) carries the authority in the URI; origin-form in
     // Host; HTTP/2 in :authority (the URI).
-    let authority = req
-        .uri()
+    // Cheap copies (shared buffers) that outlive `req`, which the router consumes.
+    let uri = req.uri().clone();
+    let host_header = req.headers().get(header::HOST).cloned();
+    let authority = uri
         .authority()
-        .map(|a| a.as_str().to_string())
-        .or_else(|| {
-            req.headers()
-                .get(header::HOST)
-                .and_then(|h| h.to_str().ok())
-                .map(str::to_string)
-        })
+        .map(|a| a.as_str())
+        .or_else(|| host_header.as_ref().and_then(|h| h.to_str().ok()))
         .unwrap_or_default();
-    let path_and_query = req
-        .uri()
-        .path_and_query()
-        .map_or("/", |p| p.as_str())
-        .to_string();
+    let path_and_query = uri.path_and_query().map_or("/", |p| p.as_str());
     // RBAC runs before routing, as Envoy's HTTP filters see the request before the router.
     if !hcm.rbac.is_empty() {
-        if let Err(policy) = rbac_check(proxy, hcm, downstream, &req, &authority, &path_and_query) {
+        if let Err(policy) = rbac_check(proxy, hcm, downstream, &req, authority, path_and_query) {
             let mut resp = local_reply(
                 StatusCode::FORBIDDEN,
                 ResponseFlag::None,
@@ -203,21 +224,21 @@ async fn filter_chain(
         inc(&proxy.stats.rq_no_route);
         return local_reply(StatusCode::NOT_FOUND, ResponseFlag::NoRoute, "");
     };
-    let scheme = req
-        .headers()
-        .get("x-forwarded-proto")
+    let proto_header = req.headers().get("x-forwarded-proto").cloned();
+    let scheme = proto_header
+        .as_ref()
         .and_then(|v| v.to_str().ok())
-        .unwrap_or("http")
-        .to_string();
+        .unwrap_or("http");
     let info = routing::RequestInfo {
         method: req.method().as_str(),
-        authority: &authority,
-        path_and_query: &path_and_query,
-        scheme: &scheme,
+        authority,
+        path_and_query,
+        scheme,
         headers: req.headers(),
+        metadata: routing::routing_metadata(&req),
     };
-    let matched = routing::virtual_host(&rc, &authority)
-        .and_then(|vh| Some((vh, routing::route(vh, &info)?)));
+    let matched =
+        routing::virtual_host(&rc, authority).and_then(|vh| Some((vh, routing::route(vh, &info)?)));
     let Some((vh, route)) = matched else {
         inc(&proxy.stats.rq_no_route);
         return local_reply(StatusCode::NOT_FOUND, ResponseFlag::NoRoute, "");
@@ -237,8 +258,8 @@ async fn filter_chain(
         route,
         peer,
         original_dst: downstream.original_dst,
-        authority: &authority,
-        path_and_query: &path_and_query,
+        authority,
+        path_and_query,
     };
     // Per-filter config: the most specific level that has one.
     let fault = [&route.filters, &vh.filters, &rc.filters]
@@ -270,7 +291,7 @@ async fn filter_chain(
         }
         Action::Redirect(r) => {
             let location =
-                rewrite::location(r, &route.matcher.path, &scheme, &authority, &path_and_query);
+                rewrite::location(r, &route.matcher.path, scheme, authority, path_and_query);
             let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::MOVED_PERMANENTLY);
             let mut resp = local_reply(status, ResponseFlag::None, "");
             if let Ok(v) = HeaderValue::from_str(&location) {
@@ -343,18 +364,42 @@ pub fn full(body: String) -> ResponseBody {
         .boxed()
 }
 
-/// A random (version 4) UUID for `x-request-id`.
-fn uuid_v4() -> String {
+/// A random (version 4) UUID for `x-request-id`, written straight into the header value.
+fn uuid_v4() -> HeaderValue {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut b: [u8; 16] = rand::rng().random();
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
+    let mut out = [0u8; 36];
+    let mut j = 0;
+    for (i, x) in b.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            out[j] = b'-';
+            j += 1;
+        }
+        out[j] = HEX[usize::from(x >> 4)];
+        out[j + 1] = HEX[usize::from(x & 0x0f)];
+        j += 2;
+    }
+    HeaderValue::from_bytes(&out).expect("hex and dashes")
+}
+
+#[cfg(test)]
+mod uuid_tests {
+    #[test]
+    fn request_ids_are_random_version_4_uuids() {
+        let a = super::uuid_v4();
+        let a = a.to_str().unwrap();
+        let groups: Vec<usize> = a.split('-').map(str::len).collect();
+        assert_eq!(groups, [8, 4, 4, 4, 12], "{a}");
+        assert!(a
+            .bytes()
+            .all(|c| c == b'-' || c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+        assert_eq!(&a[14..15], "4", "version nibble: {a}");
+        assert!(
+            matches!(&a[19..20], "8" | "9" | "a" | "b"),
+            "variant bits: {a}"
+        );
+        assert_ne!(a, super::uuid_v4().to_str().unwrap());
+    }
 }

@@ -5,7 +5,10 @@
 use super::headers::{self, apply_response};
 use super::local_reply::{is_grpc, local_reply, ResponseFlag};
 use super::retry::{backoff, grpc_status, retriable, Outcome, RequestBody};
-use super::{choose_by, hash, mirror, rewrite, upgrade, uuid_v4, ResponseBody, HOP_BY_HOP};
+use super::{
+    choose_by, hash, mirror, rewrite, upgrade, uuid_v4, ResponseBody, HOP_BY_HOP,
+    X_FORWARDED_PROTO, X_REQUEST_ID,
+};
 use crate::cluster::{self, UpstreamError};
 use crate::model::{Forward, Route, RouteConfig, VirtualHost};
 use crate::state::{Proxy, Snapshot};
@@ -63,7 +66,12 @@ async fn forward_to(
         .and_then(|_| req.headers().get(header::UPGRADE).cloned());
     let mut downstream_upgrade = upgrade_value.as_ref().map(|_| hyper::upgrade::on(&mut req));
     let levels = headers::levels(ctx.rc, ctx.vh, ctx.route, Some(target));
-    let downstream_headers = req.headers().clone();
+    // Kept for the response only when a response edit reads it (`%REQ(...)%`).
+    let downstream_headers = if levels.response_reads_request() {
+        req.headers().clone()
+    } else {
+        HeaderMap::new()
+    };
     // Router local replies carry the route's response edits too, as in Envoy.
     let reply = |status: StatusCode, flag: ResponseFlag, body: &str| {
         let mut r = local_reply(status, flag, body);
@@ -78,34 +86,30 @@ async fn forward_to(
         );
     };
     let proxy = ctx.proxy;
-    let cluster_stats = proxy.stats.cluster(&target.name);
+    // The same counters as `proxy.stats.cluster(name)`, without the lookup.
+    let cluster_stats = &cluster.stats;
     let (mut parts, body) = req.into_parts();
     let h = &mut parts.headers;
-    for name in HOP_BY_HOP {
-        h.remove(*name);
+    for name in &HOP_BY_HOP {
+        h.remove(name);
     }
     if let Some(value) = &upgrade_value {
         upgrade::restore(h, value.clone());
     }
-    let request_id = HeaderName::from_static("x-request-id");
-    if !h.contains_key(&request_id) {
-        h.insert(
-            request_id,
-            HeaderValue::from_str(&uuid_v4()).expect("hex and dashes"),
-        );
+    if !h.contains_key(&X_REQUEST_ID) {
+        h.insert(X_REQUEST_ID.clone(), uuid_v4());
     }
-    let proto = HeaderName::from_static("x-forwarded-proto");
-    if !h.contains_key(&proto) {
-        h.insert(proto, HeaderValue::from_static("http"));
+    if !h.contains_key(&X_FORWARDED_PROTO) {
+        h.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
     }
-    let mut path = ctx.path_and_query.to_string();
+    let mut rewritten = None;
     if let Some(rw) = &f.path_rewrite {
-        let new = rewrite::rewrite(rw, &ctx.route.matcher.path, &path);
-        if new != path {
-            if let Ok(v) = HeaderValue::from_str(&path) {
+        let new = rewrite::rewrite(rw, &ctx.route.matcher.path, ctx.path_and_query);
+        if new != ctx.path_and_query {
+            if let Ok(v) = HeaderValue::from_str(ctx.path_and_query) {
                 h.insert(HeaderName::from_static("x-envoy-original-path"), v);
             }
-            path = new;
+            rewritten = Some(new);
         }
     }
     // Only a hashing balancer asks for the hash (and so only then is a cookie generated).
@@ -124,12 +128,21 @@ async fn forward_to(
         .as_deref()
         .or(f.host_rewrite.as_deref())
         .unwrap_or(ctx.authority);
-    if let Ok(v) = HeaderValue::from_str(host) {
-        h.insert(header::HOST, v);
+    // Most often the Host the request came with: kept, not copied.
+    let mut present = h.get_all(header::HOST).iter();
+    let same = present
+        .next()
+        .is_some_and(|v| v.as_bytes() == host.as_bytes())
+        && present.next().is_none();
+    if !same {
+        if let Ok(v) = HeaderValue::from_str(host) {
+            h.insert(header::HOST, v);
+        }
     }
-    let uri: http::Uri = match path.parse() {
-        Ok(u) => u,
-        Err(_) => return reply(StatusCode::BAD_REQUEST, ResponseFlag::None, ""),
+    let uri: http::Uri = match rewritten.map(|p| p.parse()) {
+        Some(Ok(u)) => u,
+        Some(Err(_)) => return reply(StatusCode::BAD_REQUEST, ResponseFlag::None, ""),
+        None => cluster::origin_form(&parts.uri),
     };
     // A streaming gRPC call over HTTP/2 may wait for answers before it ends its body, so
     // it is never held back for buffering (and so is not retried after it started).
@@ -172,7 +185,13 @@ async fn forward_to(
         *try_req.method_mut() = parts.method.clone();
         *try_req.uri_mut() = uri.clone();
         *try_req.version_mut() = parts.version;
-        *try_req.headers_mut() = parts.headers.clone();
+        // The headers are copied only while another try may need them.
+        let may_retry = policy.is_some_and(|p| attempt <= p.num_retries) && body.replayable();
+        *try_req.headers_mut() = if may_retry {
+            parts.headers.clone()
+        } else {
+            std::mem::take(&mut parts.headers)
+        };
         if ctx.vh.include_request_attempt_count {
             try_req.headers_mut().insert(
                 HeaderName::from_static("x-envoy-attempt-count"),
@@ -254,13 +273,13 @@ async fn forward_to(
             (Some(resp), _) => {
                 let (mut rp, rb) = resp.into_parts();
                 let upstream_upgrade = rp.headers.get(header::UPGRADE).cloned();
-                for name in HOP_BY_HOP {
-                    rp.headers.remove(*name);
+                for name in &HOP_BY_HOP {
+                    rp.headers.remove(name);
                 }
-                let ms = started.elapsed().as_millis().to_string();
+                let ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
                 rp.headers.insert(
                     HeaderName::from_static("x-envoy-upstream-service-time"),
-                    HeaderValue::from_str(&ms).expect("digits"),
+                    HeaderValue::from(ms),
                 );
                 let switched = rp.status == StatusCode::SWITCHING_PROTOCOLS;
                 let tunnel = (

@@ -1,7 +1,8 @@
 //! Route selection with Envoy's rules: the virtual host by authority (exact, then the
 //! longest `*.suffix`, then the longest `prefix.*`, then `*`), then the first route whose
-//! path, headers and query parameters all match.
+//! path, headers, query parameters and dynamic metadata all match.
 
+use super::metadata::DynamicMetadata;
 use crate::model::{
     HeaderMatch, HeaderMatcher, PathMatch, QueryMatcher, Route, RouteConfig, RouteMatch,
     StringMatch, VirtualHost,
@@ -36,7 +37,8 @@ pub fn virtual_host<'a>(rc: &'a RouteConfig, authority: &str) -> Option<&'a Virt
     best.map(|(_, _, vh)| vh)
 }
 
-/// What route matching looks at: the request line, authority and headers.
+/// What route matching looks at: the request line, authority, headers and the dynamic
+/// metadata written before the route is chosen.
 #[derive(Clone, Copy, Debug)]
 pub struct RequestInfo<'a> {
     pub method: &'a str,
@@ -44,6 +46,19 @@ pub struct RequestInfo<'a> {
     pub path_and_query: &'a str,
     pub scheme: &'a str,
     pub headers: &'a HeaderMap,
+    /// See [`routing_metadata`].
+    pub metadata: Option<&'a DynamicMetadata>,
+}
+
+/// The dynamic metadata route matching sees for `req`. Envoy picks the route when a
+/// filter first asks for it, and `jwt_authn` asks before verifying (for its per-route
+/// config): its payload is only seen when it then clears the route cache
+/// (`clear_route_cache`, [`crate::jwt::RouteCacheCleared`]). Nothing else writes metadata
+/// before routing here.
+pub fn routing_metadata<B>(req: &http::Request<B>) -> Option<&DynamicMetadata> {
+    req.extensions()
+        .get::<crate::jwt::RouteCacheCleared>()
+        .and_then(|_| DynamicMetadata::of(req))
 }
 
 impl RequestInfo<'_> {
@@ -92,6 +107,9 @@ fn matches(m: &RouteMatch, path: &str, query: &str, req: &RequestInfo<'_>) -> bo
     path_ok
         && m.headers.iter().all(|h| header_matches(h, req))
         && m.query_parameters.iter().all(|q| query_matches(q, query))
+        && m.dynamic_metadata.iter().all(|d| {
+            crate::rbac::engine::metadata_matches(d, req.metadata.map(DynamicMetadata::as_map))
+        })
 }
 
 /// One header matcher against the request.

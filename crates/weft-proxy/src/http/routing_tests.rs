@@ -1,6 +1,7 @@
 //! Route selection tests: which virtual host and which route win.
 
 use super::*;
+use crate::http::metadata::DynamicMetadata;
 use crate::model::{Action, HeaderMatcher, Route};
 use http::HeaderValue;
 use regex::Regex;
@@ -18,6 +19,7 @@ fn mk(path: PathMatch, status: u16) -> Route {
             case_sensitive: true,
             headers: Vec::new(),
             query_parameters: Vec::new(),
+            dynamic_metadata: Vec::new(),
         },
         action: reply(status),
         headers: Default::default(),
@@ -128,6 +130,7 @@ fn info<'a>(path_and_query: &'a str, headers: &'a HeaderMap) -> RequestInfo<'a> 
         path_and_query,
         scheme: "http",
         headers,
+        metadata: None,
     }
 }
 
@@ -150,6 +153,7 @@ fn pseudo_headers_and_missing_as_empty() {
             treat_missing_as_empty: empty,
         }],
         query_parameters: Vec::new(),
+        dynamic_metadata: Vec::new(),
     };
     let none = HeaderMap::new();
     let mut post = info("/", &none);
@@ -197,6 +201,7 @@ fn present_and_inverted_header_matchers() {
             treat_missing_as_empty: false,
         }],
         query_parameters: Vec::new(),
+        dynamic_metadata: Vec::new(),
     };
     let mut with = HeaderMap::new();
     with.insert("x-canary", HeaderValue::from_static("yes"));
@@ -224,4 +229,151 @@ fn present_and_inverted_header_matchers() {
         ignore_case: true,
     };
     assert!(matches(&m(prefix, false), "/", "", &info("/", &with)));
+}
+
+/// The route configuration weftd sends for a VirtualService routing on
+/// `@request.auth.claims.<path>` = `value` (None: the claim is present): a
+/// `dynamic_metadata` matcher on jwt_authn's payload that accepts the value itself or a
+/// list holding it; `without` is `withoutHeaders` (inverted).
+fn claim_route_config(path: &[&str], value: Option<&str>, without: bool) -> RouteConfig {
+    use envoy_types::pb::envoy::config::route::v3 as route;
+    use envoy_types::pb::envoy::r#type::matcher::v3::{
+        list_matcher, metadata_matcher::path_segment::Segment, metadata_matcher::PathSegment,
+        string_matcher::MatchPattern, value_matcher::MatchPattern as V, ListMatcher,
+        MetadataMatcher, OrMatcher, StringMatcher, ValueMatcher,
+    };
+    let single = ValueMatcher {
+        match_pattern: Some(match value {
+            Some(v) => V::StringMatch(StringMatcher {
+                match_pattern: Some(MatchPattern::Exact(v.into())),
+                ..Default::default()
+            }),
+            None => V::PresentMatch(true),
+        }),
+    };
+    let one_of = ValueMatcher {
+        match_pattern: Some(V::ListMatch(Box::new(ListMatcher {
+            match_pattern: Some(list_matcher::MatchPattern::OneOf(Box::new(single.clone()))),
+        }))),
+    };
+    let claim = MetadataMatcher {
+        filter: "envoy.filters.http.jwt_authn".into(),
+        path: std::iter::once("payload")
+            .chain(path.iter().copied())
+            .map(|k| PathSegment {
+                segment: Some(Segment::Key(k.into())),
+            })
+            .collect(),
+        value: Some(ValueMatcher {
+            match_pattern: Some(V::OrMatch(OrMatcher {
+                value_matchers: vec![one_of, single],
+            })),
+        }),
+        invert: without,
+    };
+    let reply = |status| route::Route {
+        action: Some(route::route::Action::DirectResponse(
+            route::DirectResponseAction {
+                status,
+                ..Default::default()
+            },
+        )),
+        ..Default::default()
+    };
+    let prefix = || route::RouteMatch {
+        path_specifier: Some(route::route_match::PathSpecifier::Prefix("/".into())),
+        ..Default::default()
+    };
+    let by_claim = route::Route {
+        name: "by-claim".into(),
+        r#match: Some(route::RouteMatch {
+            dynamic_metadata: vec![claim],
+            ..prefix()
+        }),
+        ..reply(201)
+    };
+    let rest = route::Route {
+        name: "rest".into(),
+        r#match: Some(prefix()),
+        ..reply(200)
+    };
+    let proto = route::RouteConfiguration {
+        name: "http.8080".into(),
+        virtual_hosts: vec![route::VirtualHost {
+            name: "gateway".into(),
+            domains: vec!["*".into()],
+            routes: vec![by_claim, rest],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    crate::xds::convert::route::route_configuration(&proto).expect("converted, not NACKed")
+}
+
+/// The status of the route chosen for a request whose verified JWT payload is `payload`
+/// (None: no token), after jwt_authn cleared the route cache or not.
+fn claim_status(rc: &RouteConfig, payload: Option<serde_json::Value>, cleared: bool) -> u16 {
+    let mut req = http::Request::new(());
+    if let Some(p) = payload {
+        DynamicMetadata::of_mut(&mut req).set("envoy.filters.http.jwt_authn", "payload", p);
+    }
+    if cleared {
+        req.extensions_mut().insert(crate::jwt::RouteCacheCleared);
+    }
+    let headers = HeaderMap::new();
+    let info = RequestInfo {
+        metadata: routing_metadata(&req),
+        ..info("/", &headers)
+    };
+    match route(&rc.virtual_hosts[0], &info).map(|r| &r.action) {
+        Some(Action::DirectResponse { status, .. }) => *status,
+        other => panic!("unexpected route {other:?}"),
+    }
+}
+
+#[test]
+fn routes_on_jwt_claims_in_dynamic_metadata() {
+    use serde_json::json;
+    let rc = claim_route_config(&["group"], Some("ops"), false);
+    let status = |payload| claim_status(&rc, payload, true);
+    assert_eq!(status(Some(json!({"group": "ops"}))), 201);
+    assert_eq!(status(Some(json!({"group": ["dev", "ops"]}))), 201);
+    assert_eq!(status(Some(json!({"group": "dev"}))), 200);
+    assert_eq!(status(Some(json!({"group": ["dev"]}))), 200);
+    assert_eq!(status(Some(json!({"sub": "carol"}))), 200);
+    assert_eq!(status(None), 200);
+    // A number is no string: Envoy's string matcher does not match it.
+    assert_eq!(status(Some(json!({"group": 7}))), 200);
+
+    // Nested claims (`@request.auth.claims.org.team`) walk the payload's objects.
+    let nested = claim_route_config(&["org", "team"], Some("a"), false);
+    let status = |payload| claim_status(&nested, payload, true);
+    assert_eq!(status(Some(json!({"org": {"team": "a"}}))), 201);
+    assert_eq!(status(Some(json!({"org": {"team": "b"}}))), 200);
+    assert_eq!(status(Some(json!({"org": "a"}))), 200);
+
+    // Presence only (a header match without a value).
+    let present = claim_route_config(&["group"], None, false);
+    assert_eq!(
+        claim_status(&present, Some(json!({"group": ""})), true),
+        201
+    );
+    assert_eq!(claim_status(&present, Some(json!({"sub": "x"})), true), 200);
+
+    // withoutHeaders: inverted; a request without the claim (or without a token) matches.
+    let without = claim_route_config(&["group"], Some("ops"), true);
+    let status = |payload| claim_status(&without, payload, true);
+    assert_eq!(status(Some(json!({"group": "ops"}))), 200);
+    assert_eq!(status(Some(json!({"group": "dev"}))), 201);
+    assert_eq!(status(None), 201);
+}
+
+#[test]
+fn claims_are_only_seen_after_jwt_authn_clears_the_route_cache() {
+    use serde_json::json;
+    let rc = claim_route_config(&["group"], Some("ops"), false);
+    // Envoy chose the route before jwt_authn verified the token (the filter looks up its
+    // per-route config first); without clear_route_cache the payload is not seen.
+    assert_eq!(claim_status(&rc, Some(json!({"group": "ops"})), false), 200);
+    assert_eq!(claim_status(&rc, Some(json!({"group": "ops"})), true), 201);
 }

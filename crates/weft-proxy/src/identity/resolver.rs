@@ -29,6 +29,19 @@ impl CertSource {
         }
     }
 
+    /// The first `spiffe://` URI SAN of the certificate presented now (Envoy's
+    /// `uriSanLocalCertificate`, Istio's local principal); None without one.
+    pub fn spiffe_id(&self) -> Option<Arc<str>> {
+        let key = match self {
+            CertSource::Fixed(key) => key.clone(),
+            CertSource::Workload(identity) => identity.current()?.key.clone(),
+        };
+        super::issued::uri_sans_der(key.cert.first()?)
+            .into_iter()
+            .find(|u| u.starts_with("spiffe://"))
+            .map(Into::into)
+    }
+
     pub fn client_resolver(&self) -> Arc<dyn ResolvesClientCert> {
         match self {
             CertSource::Fixed(key) => Arc::new(SingleCertAndKey::from(key.clone())),

@@ -156,8 +156,7 @@ fn provider(field: &str, p: &JwtProvider) -> Result<Provider> {
     rest.normalize_payload_in_metadata = None;
     rest.claim_to_headers.clear();
     rest.clock_skew_seconds = 0;
-    // A verification cache and re-picking the route after the filter: weft-proxy verifies
-    // every request and authenticates before choosing the route.
+    // A verification cache: weft-proxy verifies every request.
     rest.jwt_cache_config = None;
     rest.clear_route_cache = false;
     reject_rest(field, &rest, JWT_PROVIDER)?;
@@ -177,6 +176,7 @@ fn provider(field: &str, p: &JwtProvider) -> Result<Provider> {
             .map(|n| n.space_delimited_claims.clone())
             .unwrap_or_default(),
         claim_to_headers,
+        clear_route_cache: p.clear_route_cache,
         // Envoy's default skew is 60 s; 0 on the wire means the default.
         clock_skew_seconds: match p.clock_skew_seconds {
             0 => 60,

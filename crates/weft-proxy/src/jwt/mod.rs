@@ -58,7 +58,19 @@ pub struct Provider {
     /// Header <- claim (its path of keys through nested objects).
     pub claim_to_headers: Vec<(HeaderName, Vec<String>)>,
     pub clock_skew_seconds: u64,
+    /// `clear_route_cache`: after this provider verified a token, the route is chosen
+    /// again, so route matches see the payload (Istio sets it on gateways, where
+    /// VirtualServices may route on `@request.auth.claims`).
+    pub clear_route_cache: bool,
 }
+
+/// Request extension: `jwt_authn` cleared the route cache after verifying a token, as
+/// Envoy's does for a provider with `clear_route_cache`. Envoy picks the route before
+/// `jwt_authn` runs (the filter looks up its per-route config); only a cleared cache
+/// makes route matching see what the filter wrote, so without this marker routes are
+/// matched without the JWT payload, whatever order weft-proxy runs them in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RouteCacheCleared;
 
 /// Which requests a requirement applies to (the path part of a `RouteMatch`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -215,7 +227,8 @@ pub fn unix_now() -> u64 {
 
 impl JwtAuthn {
     /// Runs the filter on a request: `Ok` lets it continue (with metadata and headers
-    /// set), `Err` is the local reply to send instead.
+    /// set, and marked [`RouteCacheCleared`] when a provider that verified a token asks
+    /// for it), `Err` is the local reply to send instead.
     pub fn authenticate<B>(&self, req: &mut Request<B>, now: u64) -> Result<(), Rejection> {
         // Claim headers come only from verified tokens: a client's own are dropped first,
         // on every path, as Envoy does.
@@ -263,6 +276,9 @@ impl JwtAuthn {
             let (jwt, found) = *verified;
             if let Some(p) = self.providers.get(&name) {
                 outputs(p, &jwt, &found, req);
+                if p.clear_route_cache {
+                    req.extensions_mut().insert(RouteCacheCleared);
+                }
             }
             done.push(name);
         }

@@ -425,3 +425,28 @@ fn the_connection_manager_takes_one_jwt_filter() {
         "hf[1].typed_config: unsupported: a second jwt_authn filter"
     );
 }
+
+#[test]
+fn clear_route_cache_marks_requests_with_a_verified_token() {
+    let key = Signer::rsa("k1");
+    let token = key.sign(&claims(json!({})));
+    let clearing = filter(&istio_config(vec![(
+        "origins-0",
+        pb::JwtProvider {
+            clear_route_cache: true,
+            ..provider(&key.jwks())
+        },
+    )]));
+    let mut r = request(Some(&token));
+    clearing.authenticate(&mut r, now()).unwrap();
+    assert!(r.extensions().get::<super::RouteCacheCleared>().is_some());
+    // No token verified: the route Envoy picked before the filter stands.
+    let mut r = request(None);
+    clearing.authenticate(&mut r, now()).unwrap();
+    assert!(r.extensions().get::<super::RouteCacheCleared>().is_none());
+    // A provider without clear_route_cache (Istio's sidecars) leaves it too.
+    let keeping = filter(&istio_config(vec![("origins-0", provider(&key.jwks()))]));
+    let mut r = request(Some(&token));
+    keeping.authenticate(&mut r, now()).unwrap();
+    assert!(r.extensions().get::<super::RouteCacheCleared>().is_none());
+}

@@ -20,10 +20,19 @@ pub struct Downstream {
     /// The verified client certificate's URI SAN (`spiffe://td/ns/NS/sa/SA`) when the
     /// connection is mutual TLS: Envoy's `authenticated.principal_name`, Istio's
     /// `source.principal` (without the scheme).
-    pub peer_principal: Option<String>,
+    pub peer_principal: Option<std::sync::Arc<str>>,
+    /// The SPIFFE id of the certificate this proxy presented on the connection (Istio's
+    /// local principal, `destination_principal` of inbound metrics).
+    pub local_principal: Option<std::sync::Arc<str>>,
+    /// The certificate chain the peer presented on mutual TLS (x-forwarded-client-cert).
+    pub peer_certificate: Option<std::sync::Arc<crate::http::xfcc::PeerCertificate>>,
     /// The listener that accepted the connection (empty when unknown): an update of it
     /// drains the connection, as Envoy drains the connections of a replaced listener.
     pub listener: String,
+    /// The listener's accepted config as of the snapshot that picked it for this
+    /// connection: the drain compares against it, so an update that lands while the
+    /// connection is still in its TLS handshake is not missed.
+    pub listener_config: Option<std::sync::Arc<crate::xds::store::Accepted>>,
 }
 
 impl Downstream {
@@ -32,6 +41,14 @@ impl Downstream {
         Downstream {
             remote,
             ..Downstream::default()
+        }
+    }
+
+    /// What the connection's TLS handshake proved, for Istio's principal labels.
+    pub fn security(&self) -> crate::telemetry::labels::Security {
+        crate::telemetry::labels::Security {
+            peer: self.peer_principal.clone(),
+            own: self.local_principal.clone(),
         }
     }
 

@@ -14,6 +14,7 @@ pub use downstream::Downstream;
 
 use crate::model::{Listener, NetworkFilter};
 use crate::state::Proxy;
+use crate::xds::store::Accepted;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -77,22 +78,29 @@ async fn accept(proxy: Arc<Proxy>, first: Arc<Listener>, socket: TcpListener) {
             }
         };
         let _ = stream.set_nodelay(true);
-        // The listener's current config, read once per connection.
-        let listener = proxy
-            .snapshot
-            .load()
+        // The listener's current config, read once per connection, with the accepted
+        // encoding of that same snapshot (what a later update is compared with).
+        let snapshot = proxy.snapshot.load();
+        let listener = snapshot
             .listeners
             .get(&first.name)
             .cloned()
             .unwrap_or_else(|| first.clone());
+        let config = snapshot.accepted.listeners.get(&listener.name).cloned();
+        drop(snapshot);
         let proxy = proxy.clone();
-        tokio::spawn(serve(proxy, listener, stream));
+        tokio::spawn(serve(proxy, listener, config, stream));
     }
 }
 
 /// Chooses the connection's filter chain (inspecting its first bytes when a chain needs
 /// it) and runs the chain's network filter to the connection's end.
-async fn serve(proxy: Arc<Proxy>, listener: Arc<Listener>, stream: TcpStream) {
+async fn serve(
+    proxy: Arc<Proxy>,
+    listener: Arc<Listener>,
+    config: Option<Arc<Accepted>>,
+    stream: TcpStream,
+) {
     // Counted until it closes: a drain waits for these.
     let _open = proxy.drain.connection();
     let local = stream.local_addr().ok();
@@ -106,22 +114,24 @@ async fn serve(proxy: Arc<Proxy>, listener: Arc<Listener>, stream: TcpStream) {
         }
         _ => None,
     };
-    let listener = match restored {
+    let (listener, config) = match restored {
         Some(dst) if listener.use_original_dst => {
             let snapshot = proxy.snapshot.load();
             match original_dst::handoff(snapshot.listeners.values().map(|l| l.as_ref()), dst) {
                 Some(target) if target.name != listener.name => {
                     tracing::trace!(from = %listener.name, to = %target.name, %dst, "original destination handoff");
-                    snapshot
-                        .listeners
-                        .get(&target.name)
-                        .cloned()
-                        .unwrap_or(listener)
+                    match snapshot.listeners.get(&target.name) {
+                        Some(l) => (
+                            l.clone(),
+                            snapshot.accepted.listeners.get(&target.name).cloned(),
+                        ),
+                        None => (listener, config),
+                    }
                 }
-                _ => listener,
+                _ => (listener, config),
             }
         }
-        _ => listener,
+        _ => (listener, config),
     };
     let destination = restored.or(local);
     let needs = |f: fn(&crate::model::FilterChainMatch) -> bool| {
@@ -157,7 +167,10 @@ async fn serve(proxy: Arc<Proxy>, listener: Arc<Listener>, stream: TcpStream) {
         server_name: info.server_name.clone(),
         tls: false,
         peer_principal: None,
+        local_principal: None,
+        peer_certificate: None,
         listener: listener.name.clone(),
+        listener_config: config,
     };
     let Some(context) = &chain.tls else {
         return network_filter(proxy, &chain.filter, stream, downstream).await;
@@ -180,7 +193,11 @@ async fn serve(proxy: Arc<Proxy>, listener: Arc<Listener>, stream: TcpStream) {
     match termination.accept(stream).await {
         Ok(tls) => {
             downstream.tls = true;
-            downstream.peer_principal = crate::identity::verify::peer_spiffe_id(tls.get_ref().1);
+            downstream.peer_principal =
+                crate::identity::verify::peer_spiffe_id(tls.get_ref().1).map(Into::into);
+            downstream.local_principal = termination.local_principal();
+            downstream.peer_certificate =
+                crate::http::xfcc::PeerCertificate::of(tls.get_ref().1).map(Arc::new);
             network_filter(proxy, &chain.filter, tls, downstream).await
         }
         Err(e) => {
@@ -229,7 +246,7 @@ async fn network_filter<S>(
                 );
                 return;
             }
-            tcp_proxy::serve(&proxy, clusters, stream, downstream.original_dst).await
+            tcp_proxy::serve(&proxy, clusters, stream, &downstream).await
         }
     }
 }

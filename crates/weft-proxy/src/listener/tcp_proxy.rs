@@ -1,24 +1,27 @@
 //! The TCP proxy network filter: one upstream connection per downstream one, bytes copied
 //! both ways until either side closes.
 
+use super::Downstream;
 use crate::cluster;
 use crate::model::{Discovery, WeightedCluster};
 use crate::state::Proxy;
 use crate::stats::inc;
-use std::net::SocketAddr;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-/// Serves `downstream` (plaintext, or already TLS-terminated by the chain); the upstream
-/// connection originates TLS when the cluster says so. An ORIGINAL_DST cluster connects to
-/// `original_dst` (the connection's destination before it was redirected).
+/// Serves `downstream` (plaintext, or already TLS-terminated by the chain, as `facts`
+/// tell); the upstream connection originates TLS when the cluster says so. An
+/// ORIGINAL_DST cluster connects to the connection's original destination (before it was
+/// redirected).
 pub async fn serve<S>(
     proxy: &Proxy,
     clusters: &[WeightedCluster],
     mut downstream: S,
-    original_dst: Option<SocketAddr>,
+    facts: &Downstream,
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    let original_dst = facts.original_dst;
+    let security = facts.security();
     inc(&proxy.stats.downstream_cx_total);
     let name = &crate::http::choose(clusters).name;
     let (cluster, authority) = {
@@ -34,7 +37,7 @@ pub async fn serve<S>(
             } else {
                 inc(&proxy.stats.rq_no_healthy_upstream);
                 inc(&proxy.stats.cluster(name).upstream_cx_none_healthy);
-                proxy.telemetry.tcp_failed(name, "UH");
+                proxy.telemetry.tcp_failed(name, "UH", &security);
                 tracing::debug!(cluster = %name, "tcp_proxy: no original destination (UH)");
                 return;
             }
@@ -42,7 +45,7 @@ pub async fn serve<S>(
             let Some(host) = cluster::pick(cluster) else {
                 inc(&proxy.stats.rq_no_healthy_upstream);
                 inc(&proxy.stats.cluster(name).upstream_cx_none_healthy);
-                proxy.telemetry.tcp_failed(name, "UH");
+                proxy.telemetry.tcp_failed(name, "UH", &security);
                 tracing::debug!(cluster = %name, "tcp_proxy: no healthy upstream (UH)");
                 return;
             };
@@ -54,12 +57,13 @@ pub async fn serve<S>(
         Err(error) => {
             inc(&proxy.stats.rq_upstream_failure);
             inc(&proxy.stats.cluster(name).upstream_cx_connect_fail);
-            proxy.telemetry.tcp_failed(name, "UF");
+            proxy.telemetry.tcp_failed(name, "UF", &security);
             tracing::debug!(cluster = %name, %authority, %error, "tcp_proxy: connect failed (UF)");
             return;
         }
     };
-    let mut metrics = proxy.telemetry.tcp_opened(name);
+    let upstream = cluster.security(&authority);
+    let mut metrics = proxy.telemetry.tcp_opened(name, &security, &upstream);
     match tokio::io::copy_bidirectional(&mut downstream, &mut up).await {
         Ok((received, sent)) => (metrics.received, metrics.sent) = (received, sent),
         Err(e) => tracing::debug!(error = %e, "tcp_proxy: connection ended with an error"),
@@ -114,7 +118,11 @@ mod tests {
         let proxy = passthrough();
         let (mut client, downstream) = tokio::io::duplex(64);
         let served = tokio::spawn(async move {
-            serve(&proxy, &cluster(), downstream, Some(dst)).await;
+            let facts = Downstream {
+                original_dst: Some(dst),
+                ..Downstream::default()
+            };
+            serve(&proxy, &cluster(), downstream, &facts).await;
         });
         client.write_all(b"hello").await.unwrap();
         let mut back = [0u8; 5];
@@ -128,7 +136,7 @@ mod tests {
     async fn original_dst_cluster_without_one_closes_the_connection() {
         let proxy = passthrough();
         let (mut client, downstream) = tokio::io::duplex(64);
-        serve(&proxy, &cluster(), downstream, None).await;
+        serve(&proxy, &cluster(), downstream, &Downstream::default()).await;
         let mut buf = Vec::new();
         assert_eq!(client.read_to_end(&mut buf).await.unwrap(), 0);
         assert_eq!(

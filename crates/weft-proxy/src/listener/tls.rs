@@ -71,6 +71,11 @@ impl Termination {
         }
     }
 
+    /// The SPIFFE id of the certificate this chain presents (Istio's local principal).
+    pub fn local_principal(&self) -> Option<Arc<str>> {
+        self.server.as_ref().ok()?.certificate.spiffe_id()
+    }
+
     /// The server side of the handshake on `io`; the error says why it failed (a
     /// client certificate that does not verify, no common protocol version, ...).
     pub async fn accept<IO>(&self, io: IO) -> Result<TlsStream<IO>, String>

@@ -136,6 +136,9 @@ pub struct Forwarding {
     pub use_remote_address: bool,
     pub xff_num_trusted_hops: u32,
     pub skip_xff_append: bool,
+    /// x-forwarded-client-cert (`forward_client_cert_details`,
+    /// `set_current_client_cert_details`).
+    pub client_cert: crate::http::xfcc::ClientCertConfig,
 }
 
 /// Downstream HTTP codec (`codec_type`).

@@ -50,7 +50,7 @@ pub struct Route {
     pub filters: FilterConfigs,
 }
 
-/// All of path, headers and query parameters must match.
+/// All of path, headers, query parameters and dynamic metadata must match.
 #[derive(Clone, Debug, Serialize)]
 pub struct RouteMatch {
     pub path: PathMatch,
@@ -58,6 +58,10 @@ pub struct RouteMatch {
     pub case_sensitive: bool,
     pub headers: Vec<HeaderMatcher>,
     pub query_parameters: Vec<QueryMatcher>,
+    /// `dynamic_metadata`: values filters wrote before the route was chosen (Istio's
+    /// `@request.auth.claims` header matches read the JWT payload this way).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dynamic_metadata: Vec<crate::rbac::model::MetadataMatcher>,
 }
 
 #[derive(Clone, Debug, Serialize)]

@@ -293,7 +293,8 @@ fn uri_template(field: &str, t: &TypedExtensionConfig) -> Result<PathTemplate> {
     })
 }
 
-fn metadata(field: &str, m: &MetadataMatcherProto) -> Result<MetadataMatcher> {
+/// `envoy.type.matcher.v3.MetadataMatcher` (RBAC's and routes' `dynamic_metadata`).
+pub(crate) fn metadata(field: &str, m: &MetadataMatcherProto) -> Result<MetadataMatcher> {
     let path = m
         .path
         .iter()

@@ -178,7 +178,13 @@ fn header(h: &HeaderMatcher, s: &Subject<'_>) -> bool {
 }
 
 fn metadata(m: &MetadataMatcher, s: &Subject<'_>) -> bool {
-    let mut value = s.metadata.and_then(|md| md.get(&m.filter));
+    metadata_matches(m, s.metadata)
+}
+
+/// A `MetadataMatcher` against a request's dynamic metadata (filter name -> struct);
+/// a path that leads nowhere is a value that matches nothing, inverted or not.
+pub fn metadata_matches(m: &MetadataMatcher, md: Option<&serde_json::Map<String, Value>>) -> bool {
+    let mut value = md.and_then(|md| md.get(&m.filter));
     for key in &m.path {
         value = value.and_then(|v| v.as_object()).and_then(|o| o.get(key));
     }

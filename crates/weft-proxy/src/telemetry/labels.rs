@@ -1,7 +1,9 @@
 //! Istio's standard metric labels: the peer descriptions (source and destination) built
-//! from node metadata and cluster names, with Istio's `unknown` where nothing is known.
+//! from node metadata and cluster names, with Istio's `unknown` where nothing is known,
+//! and the principals and connection security policy from what TLS handshakes proved.
 
 use serde_json::{Map, Value};
+use std::sync::Arc;
 
 /// Which side of the call this proxy reports (Istio's `reporter` label).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -67,7 +69,8 @@ impl Workload {
     }
 
     /// The proxy's own workload from its node metadata (`WORKLOAD_NAME`, `NAMESPACE`,
-    /// `LABELS`, `CLUSTER_ID`). The principal stays unknown: plaintext has no identity.
+    /// `LABELS`, `CLUSTER_ID`). The principal stays unknown here: it is a fact of each
+    /// connection, not of the node ([`apply_security`]).
     pub fn from_metadata(m: &Map<String, Value>) -> Workload {
         let s = |k: &str| m.get(k).and_then(Value::as_str).map(str::to_string);
         let labels = m.get("LABELS").and_then(Value::as_object);
@@ -227,52 +230,85 @@ pub fn peer_labels_to(
     ]
 }
 
-/// What a request's connection says about security, for Istio's principal labels.
+/// What a request's connection proved about identities, for Istio's principal labels.
+/// Only names a TLS handshake established belong here: `peer` is the verified
+/// certificate of the other side, `own` the certificate this proxy presented on that
+/// same connection (both by their first `spiffe://` URI SAN). Plaintext has neither.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Security {
-    /// The connection the request came on (inbound) or went out on (outbound) is mutual
-    /// TLS.
-    pub mutual_tls: bool,
-    /// The other side's verified SPIFFE id (`spiffe://...`), when mutual TLS.
-    pub peer: Option<String>,
-    /// This proxy's own SPIFFE id, when it has a workload identity.
-    pub own: Option<String>,
+    /// The other side's verified SPIFFE id: the client inbound, the server outbound.
+    pub peer: Option<Arc<str>>,
+    /// The SPIFFE id of the certificate this proxy presented on the connection.
+    pub own: Option<Arc<str>>,
+}
+
+impl Security {
+    /// Nothing proven (plaintext, or TLS without URI SANs): the labels keep their
+    /// defaults.
+    pub fn is_empty(&self) -> bool {
+        self.peer.is_none() && self.own.is_none()
+    }
+
+    /// Istio's inbound `mutual_tls`: both sides presented an identity.
+    pub fn mutual_tls(&self) -> bool {
+        self.peer.is_some() && self.own.is_some()
+    }
+}
+
+/// The namespace of a SPIFFE id `spiffe://<trust domain>/ns/<namespace>/sa/<account>`.
+pub fn spiffe_namespace(id: &str) -> Option<&str> {
+    let path = id.strip_prefix("spiffe://")?.split_once('/')?.1;
+    match path.split('/').collect::<Vec<_>>().as_slice() {
+        ["ns", ns, "sa", _] if !ns.is_empty() => Some(ns),
+        _ => None,
+    }
 }
 
 /// Sets `connection_security_policy`, `source_principal` and `destination_principal` in
-/// `labels` (as [`peer_labels_to`] made them) the way Istio's stats plugin fills them:
-/// inbound, the policy is `mutual_tls` or `none`, the source is the verified client and
-/// the destination this proxy; outbound, the policy stays `unknown` (the client side does
-/// not know it), the source is this proxy and the destination the verified server. A
-/// principal is only known over mutual TLS.
+/// `labels` (as [`peer_labels_to`] made them) as Istio's stats filter fills them.
+/// Inbound (destination reporter): the source is the verified client, the destination
+/// this proxy's certificate, and the policy `mutual_tls` when both are known, else
+/// `none`. Outbound (source reporter): the source is this proxy's client certificate, the
+/// destination the verified server, and the policy stays `unknown` (a client cannot know
+/// what the server enforces). The peer's namespace comes from its SPIFFE id when there is
+/// one (Istio prefers it to peer metadata): the source workload namespace inbound, the
+/// destination workload and service namespaces outbound.
 pub fn apply_security(
     reporter: Reporter,
     security: &Security,
     labels: &mut [(&'static str, String)],
 ) {
-    let known = |p: &Option<String>| {
-        p.as_ref()
-            .filter(|_| security.mutual_tls)
-            .cloned()
-            .unwrap_or_else(|| UNKNOWN.to_string())
-    };
+    let name = |p: &Option<Arc<str>>| p.as_deref().unwrap_or(UNKNOWN).to_string();
+    let peer_namespace = security.peer.as_deref().and_then(spiffe_namespace);
     let (source, destination, policy) = match reporter {
         Reporter::Destination => (
-            known(&security.peer),
-            known(&security.own),
-            if security.mutual_tls {
+            name(&security.peer),
+            name(&security.own),
+            if security.mutual_tls() {
                 "mutual_tls"
             } else {
                 "none"
             },
         ),
-        Reporter::Source => (known(&security.own), known(&security.peer), UNKNOWN),
+        Reporter::Source => (name(&security.own), name(&security.peer), UNKNOWN),
     };
-    for (name, value) in labels.iter_mut() {
-        match *name {
+    let namespace_labels: &[&str] = match reporter {
+        Reporter::Destination => &["source_workload_namespace"],
+        Reporter::Source => &[
+            "destination_workload_namespace",
+            "destination_service_namespace",
+        ],
+    };
+    for (label, value) in labels.iter_mut() {
+        match *label {
             "source_principal" => *value = source.clone(),
             "destination_principal" => *value = destination.clone(),
             "connection_security_policy" => *value = policy.to_string(),
+            l if namespace_labels.contains(&l) => {
+                if let Some(ns) = peer_namespace {
+                    *value = ns.to_string();
+                }
+            }
             _ => {}
         }
     }
@@ -355,27 +391,34 @@ mod tests {
     #[test]
     fn principals_and_policy_as_istio_fills_them() {
         let own = Workload::from_metadata(json!({"WORKLOAD_NAME": "reviews"}).as_object().unwrap());
-        let labels = |reporter, security: &Security| {
-            let mut l = peer_labels_to(reporter, &own, Some("inbound|9080||"), None);
+        let labels = |reporter, cluster, security: &Security| {
+            let mut l = peer_labels_to(reporter, &own, Some(cluster), None);
             apply_security(reporter, security, &mut l);
             l.into_iter().collect::<std::collections::BTreeMap<_, _>>()
         };
-        let mtls = Security {
-            mutual_tls: true,
-            peer: Some("spiffe://cluster.local/ns/default/sa/productpage".into()),
-            own: Some("spiffe://cluster.local/ns/default/sa/reviews".into()),
+        let id = |s: &str| Some(Arc::<str>::from(s));
+        let inbound_mtls = Security {
+            peer: id("spiffe://cluster.local/ns/shop/sa/productpage"),
+            own: id("spiffe://cluster.local/ns/default/sa/reviews"),
         };
-        let inbound = labels(Reporter::Destination, &mtls);
+        let inbound = labels(Reporter::Destination, "inbound|9080||", &inbound_mtls);
         assert_eq!(inbound["connection_security_policy"], "mutual_tls");
         assert_eq!(
             inbound["source_principal"],
-            "spiffe://cluster.local/ns/default/sa/productpage"
+            "spiffe://cluster.local/ns/shop/sa/productpage"
         );
         assert_eq!(
             inbound["destination_principal"],
             "spiffe://cluster.local/ns/default/sa/reviews"
         );
-        let outbound = labels(Reporter::Source, &mtls);
+        assert_eq!(inbound["source_workload_namespace"], "shop");
+
+        let outbound_mtls = Security {
+            peer: id("spiffe://cluster.local/ns/shop/sa/ratings"),
+            own: id("spiffe://cluster.local/ns/default/sa/reviews"),
+        };
+        let cluster = "outbound|9080||ratings.shop.svc.cluster.local";
+        let outbound = labels(Reporter::Source, cluster, &outbound_mtls);
         assert_eq!(outbound["connection_security_policy"], "unknown");
         assert_eq!(
             outbound["source_principal"],
@@ -383,17 +426,49 @@ mod tests {
         );
         assert_eq!(
             outbound["destination_principal"],
-            "spiffe://cluster.local/ns/default/sa/productpage"
+            "spiffe://cluster.local/ns/shop/sa/ratings"
         );
-        // Plain text: an identity the proxy has is not a principal of this request.
-        let plain = Security {
-            mutual_tls: false,
-            ..mtls
-        };
-        let inbound = labels(Reporter::Destination, &plain);
+        assert_eq!(outbound["destination_workload_namespace"], "shop");
+        assert_eq!(outbound["destination_service_namespace"], "shop");
+
+        // Plain text proves nothing: Istio's defaults on both sides.
+        let inbound = labels(
+            Reporter::Destination,
+            "inbound|9080||",
+            &Security::default(),
+        );
         assert_eq!(inbound["connection_security_policy"], "none");
         assert_eq!(inbound["source_principal"], "unknown");
         assert_eq!(inbound["destination_principal"], "unknown");
+        assert_eq!(inbound["source_workload_namespace"], "unknown");
+        let outbound = labels(Reporter::Source, cluster, &Security::default());
+        assert_eq!(outbound["connection_security_policy"], "unknown");
+        assert_eq!(outbound["source_principal"], "unknown");
+        assert_eq!(outbound["destination_principal"], "unknown");
+        // A client without a certificate (one-way TLS): no mutual TLS, but the server's
+        // own certificate still names the destination, as in Istio.
+        let one_way = Security {
+            peer: None,
+            ..inbound_mtls
+        };
+        let inbound = labels(Reporter::Destination, "inbound|9080||", &one_way);
+        assert_eq!(inbound["connection_security_policy"], "none");
+        assert_eq!(inbound["source_principal"], "unknown");
+        assert_eq!(
+            inbound["destination_principal"],
+            "spiffe://cluster.local/ns/default/sa/reviews"
+        );
+    }
+
+    #[test]
+    fn spiffe_namespaces() {
+        assert_eq!(
+            spiffe_namespace("spiffe://cluster.local/ns/shop/sa/x"),
+            Some("shop")
+        );
+        assert_eq!(spiffe_namespace("spiffe://td/ns//sa/x"), None);
+        assert_eq!(spiffe_namespace("spiffe://td/other/path"), None);
+        assert_eq!(spiffe_namespace("https://td/ns/a/sa/b"), None);
     }
 
     #[test]

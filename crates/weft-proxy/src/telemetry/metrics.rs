@@ -2,7 +2,7 @@
 //! with label sets resolved once per (direction, cluster, outcome) and cached, so that
 //! recording a request is a hash lookup and a few atomic adds.
 
-use super::labels::{peer_labels_to, Reporter, Workload};
+use super::labels::{apply_security, peer_labels_to, Reporter, Security, Workload};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
@@ -53,15 +53,35 @@ pub struct TcpSeries {
 /// far for each outcome.
 pub struct Destination {
     cluster: Option<Box<str>>,
+    reporter: Reporter,
     labels: Labels,
     http: RwLock<HashMap<Outcome, Arc<HttpSeries>>>,
     tcp: RwLock<HashMap<&'static str, Arc<TcpSeries>>>,
+    /// The same destination reached over connections that proved identities, by what
+    /// they proved (few: one per peer identity behind the cluster).
+    secured: RwLock<HashMap<Security, Arc<Destination>>>,
 }
 
 impl Destination {
+    fn new(reporter: Reporter, cluster: Option<&str>, labels: Labels) -> Destination {
+        Destination {
+            cluster: cluster.map(Into::into),
+            reporter,
+            labels,
+            http: RwLock::default(),
+            tcp: RwLock::default(),
+            secured: RwLock::default(),
+        }
+    }
+
     /// The cluster's name; None when the request reached no cluster.
     pub fn cluster(&self) -> Option<&str> {
         self.cluster.as_deref()
+    }
+
+    /// Which side this destination is reported from.
+    pub fn reporter(&self) -> Reporter {
+        self.reporter
     }
 }
 
@@ -77,8 +97,10 @@ pub struct Metrics {
     tcp_sent: Family<Labels, Counter>,
     tcp_received: Family<Labels, Counter>,
     own: OnceLock<Workload>,
-    /// By reporter (source, destination), then cluster name ("" when there is none).
-    destinations: [RwLock<HashMap<Box<str>, Arc<Destination>>>; 2],
+    /// By reporter (source, destination), then cluster name ("" when there is none),
+    /// then the upstream workload; nested so a lookup borrows its keys (no per-request
+    /// key string).
+    destinations: [RwLock<HashMap<Box<str>, ByWorkload>>; 2],
 }
 
 impl std::fmt::Debug for Metrics {
@@ -149,6 +171,23 @@ impl Default for Metrics {
     }
 }
 
+/// The destinations of one cluster: without workload metadata on the endpoint, and by
+/// the endpoint's workload.
+#[derive(Default)]
+struct ByWorkload {
+    any: Option<Arc<Destination>>,
+    workloads: HashMap<Box<str>, Arc<Destination>>,
+}
+
+impl ByWorkload {
+    fn get(&self, upstream: Option<&str>) -> Option<&Arc<Destination>> {
+        match upstream {
+            None => self.any.as_ref(),
+            Some(w) => self.workloads.get(w),
+        }
+    }
+}
+
 impl Metrics {
     /// Sets the proxy's own workload (once, at start); until then it is unknown.
     pub fn set_own(&self, own: Workload) {
@@ -170,12 +209,13 @@ impl Metrics {
         upstream: Option<&str>,
     ) -> Arc<Destination> {
         let map = &self.destinations[reporter as usize];
-        let key = match upstream {
-            None => std::borrow::Cow::Borrowed(cluster.unwrap_or("")),
-            Some(w) => format!("{}\n{w}", cluster.unwrap_or("")).into(),
-        };
-        let key = key.as_ref();
-        if let Some(d) = map.read().unwrap_or_else(|e| e.into_inner()).get(key) {
+        let name = cluster.unwrap_or("");
+        if let Some(d) = map
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .and_then(|w| w.get(upstream))
+        {
             return d.clone();
         }
         let unknown;
@@ -186,15 +226,41 @@ impl Metrics {
                 &unknown
             }
         };
-        let d = Arc::new(Destination {
-            cluster: cluster.map(Into::into),
-            labels: peer_labels_to(reporter, own, cluster, upstream),
-            http: RwLock::default(),
-            tcp: RwLock::default(),
-        });
-        map.write()
+        let d = Arc::new(Destination::new(
+            reporter,
+            cluster,
+            peer_labels_to(reporter, own, cluster, upstream),
+        ));
+        let mut map = map.write().unwrap_or_else(|e| e.into_inner());
+        let by_workload = map.entry(name.into()).or_default();
+        match upstream {
+            None => by_workload.any.get_or_insert(d).clone(),
+            Some(w) => by_workload.workloads.entry(w.into()).or_insert(d).clone(),
+        }
+    }
+
+    /// `dest` as reached over a connection that proved `security` (Istio's principal
+    /// and connection security labels); `dest` itself when it proved nothing, so
+    /// plaintext costs no lookup.
+    pub fn secured(&self, dest: &Arc<Destination>, security: &Security) -> Arc<Destination> {
+        if security.is_empty() {
+            return dest.clone();
+        }
+        if let Some(d) = dest
+            .secured
+            .read()
             .unwrap_or_else(|e| e.into_inner())
-            .entry(key.into())
+            .get(security)
+        {
+            return d.clone();
+        }
+        let mut labels = dest.labels.clone();
+        apply_security(dest.reporter, security, &mut labels);
+        let d = Arc::new(Destination::new(dest.reporter, dest.cluster(), labels));
+        dest.secured
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(security.clone())
             .or_insert(d)
             .clone()
     }
@@ -407,6 +473,38 @@ mod tests {
         assert!(line.contains("reporter=\"destination\""), "{line}");
         assert!(line.contains("destination_workload=\"sleep\""), "{line}");
         assert!(line.ends_with(" 42"), "{line}");
+    }
+
+    #[test]
+    fn secured_destinations_carry_principals_and_are_cached() {
+        let m = metrics();
+        let inbound = m.destination(Reporter::Destination, Some("inbound|9080||"));
+        assert!(Arc::ptr_eq(
+            &m.secured(&inbound, &Security::default()),
+            &inbound
+        ));
+        let mtls = Security {
+            peer: Some("spiffe://cluster.local/ns/shop/sa/productpage".into()),
+            own: Some("spiffe://cluster.local/ns/default/sa/sleep".into()),
+        };
+        let secured = m.secured(&inbound, &mtls);
+        assert!(Arc::ptr_eq(&secured, &m.secured(&inbound, &mtls)));
+        m.record_http(&secured, OK, 1.0, 0, 1);
+        m.record_http(&inbound, OK, 1.0, 0, 1);
+        let text = m.encode();
+        let requests: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("istio_requests_total{"))
+            .collect();
+        assert_eq!(requests.len(), 2, "{text}");
+        assert!(requests.iter().any(|l| l
+            .contains("source_principal=\"spiffe://cluster.local/ns/shop/sa/productpage\"")
+            && l.contains("connection_security_policy=\"mutual_tls\"")
+            && l.contains("source_workload_namespace=\"shop\"")));
+        assert!(requests
+            .iter()
+            .any(|l| l.contains("connection_security_policy=\"none\"")
+                && l.contains("source_principal=\"unknown\"")));
     }
 
     /// Prints (does not assert) the cost of recording into an existing label set.

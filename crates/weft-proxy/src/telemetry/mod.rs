@@ -51,10 +51,22 @@ impl Telemetry {
     }
 
     /// A TCP proxy connection to `cluster` established: counted as opened now, as closed
-    /// (with its bytes) when the returned guard is dropped.
-    pub fn tcp_opened(&self, cluster: &str) -> TcpConnection {
+    /// (with its bytes) when the returned guard is dropped. `downstream` and `upstream`:
+    /// what the TLS handshakes of the two connections proved; the inbound side reports
+    /// the downstream one, the outbound side the upstream one.
+    pub fn tcp_opened(
+        &self,
+        cluster: &str,
+        downstream: &labels::Security,
+        upstream: &labels::Security,
+    ) -> TcpConnection {
         let reporter = labels::Reporter::of(Some(cluster), "");
         let dest = self.metrics.destination(reporter, Some(cluster));
+        let security = match reporter {
+            labels::Reporter::Destination => downstream,
+            labels::Reporter::Source => upstream,
+        };
+        let dest = self.metrics.secured(&dest, security);
         let series = self.metrics.tcp(&dest, "-");
         series.opened.inc();
         TcpConnection {
@@ -65,10 +77,15 @@ impl Telemetry {
     }
 
     /// A TCP proxy connection to `cluster` that never reached an upstream (`flags`: UH,
-    /// UF): opened and closed at once.
-    pub fn tcp_failed(&self, cluster: &str, flags: &'static str) {
+    /// UF): opened and closed at once. Inbound, `downstream` (what its TLS handshake
+    /// proved) is reported; outbound, no upstream handshake proved anything.
+    pub fn tcp_failed(&self, cluster: &str, flags: &'static str, downstream: &labels::Security) {
         let reporter = labels::Reporter::of(Some(cluster), "");
         let dest = self.metrics.destination(reporter, Some(cluster));
+        let dest = match reporter {
+            labels::Reporter::Destination => self.metrics.secured(&dest, downstream),
+            labels::Reporter::Source => dest,
+        };
         let series = self.metrics.tcp(&dest, flags);
         series.opened.inc();
         series.closed.inc();

@@ -3,7 +3,7 @@
 //! access log when it ends.
 
 use super::access_log::{start_time, Entry};
-use super::labels::Reporter;
+use super::labels::{Reporter, Security};
 use super::metrics::{Destination, Outcome};
 use super::Telemetry;
 use bytes::Bytes;
@@ -50,6 +50,8 @@ impl Flags {
 pub struct StreamInfo {
     started: Instant,
     stat_prefix_inbound: bool,
+    /// What the downstream connection's TLS handshake proved (reported inbound).
+    downstream: Security,
     request_bytes: u64,
     grpc: bool,
     log: Option<Box<LogFacts>>,
@@ -75,14 +77,16 @@ fn header(h: &HeaderMap, name: &str) -> Option<String> {
 
 impl StreamInfo {
     /// `grpc`: the request had a gRPC content type; `stat_prefix`: the connection
-    /// manager's, which tells inbound from outbound when no cluster is reached.
+    /// manager's, which tells inbound from outbound when no cluster is reached;
+    /// `downstream`: the connection it came on.
     pub fn begin<B>(
         t: &Telemetry,
         req: &Request<B>,
         stat_prefix: &str,
-        peer: Option<SocketAddr>,
+        downstream: &crate::listener::Downstream,
         grpc: bool,
     ) -> StreamInfo {
+        let peer = downstream.remote;
         // Request bodies are streamed to the upstream; their declared length is used.
         let request_bytes = req
             .headers()
@@ -120,6 +124,11 @@ impl StreamInfo {
         StreamInfo {
             started: Instant::now(),
             stat_prefix_inbound: stat_prefix.starts_with("inbound"),
+            downstream: if downstream.tls {
+                downstream.security()
+            } else {
+                Security::default()
+            },
             request_bytes,
             grpc,
             log,
@@ -146,6 +155,15 @@ impl StreamInfo {
                 };
                 t.metrics.destination(reporter, None)
             }
+        };
+        // Istio's principals: inbound, the downstream connection's; outbound, those of the
+        // upstream connection that answered (none for local replies).
+        let dest = match dest.reporter() {
+            Reporter::Destination => t.metrics.secured(&dest, &self.downstream),
+            Reporter::Source => match resp.extensions().get::<crate::cluster::UpstreamHost>() {
+                Some(host) => t.metrics.secured(&dest, &host.security),
+                None => dest,
+            },
         };
         let flags = resp.extensions().get::<Flags>().copied();
         let grpc_status = resp

@@ -24,7 +24,7 @@ use std::time::SystemTime;
 /// One resource as accepted over xDS: its encoding as received (`Any.value`; decoded again
 /// only for `/config_dump`, so no second copy of the config lives in memory), the version
 /// it came with and when it was last changed.
-#[derive(Debug, PartialEq)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct Accepted {
     pub version: String,
     pub encoded: Vec<u8>,

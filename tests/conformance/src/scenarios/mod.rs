@@ -1,14 +1,17 @@
 //! The scenario tables, in the order they run: thin path first, then routing, resilience,
-//! load balancing, gRPC, gateways below HTTP, egress, Bookinfo and authorization.
+//! load balancing, gRPC, gateways below HTTP, egress, Bookinfo, authorization (on requests,
+//! then on the caller's identity) and mesh mutual TLS.
 
 use crate::scenario::Scenario;
 
 mod authz;
+mod authz_identity;
 mod bookinfo;
 mod egress;
 mod gateway_l4;
 mod grpc;
 mod load_balancing;
+mod mtls;
 mod resilience;
 mod routing;
 
@@ -22,6 +25,8 @@ pub fn all() -> Vec<Scenario> {
     all.extend(egress::scenarios());
     all.extend(bookinfo::scenarios());
     all.extend(authz::scenarios());
+    all.extend(authz_identity::scenarios());
+    all.extend(mtls::scenarios());
     all
 }
 

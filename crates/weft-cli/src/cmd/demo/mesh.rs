@@ -2,7 +2,10 @@
 //!
 //! The config is the equivalent of Istio's `bookinfo.yaml` (a ServiceEntry per Service, a
 //! WorkloadGroup per Deployment, since there is no Kubernetes here), `bookinfo-gateway.yaml`
-//! and `destination-rule-all.yaml`.
+//! and `destination-rule-all.yaml`. As in Istio's default install, every workload runs
+//! under its own service account and is labelled `security.istio.io/tlsMode: istio`, so
+//! auto mTLS makes sidecar-to-sidecar traffic mutual TLS; the gateway runs in
+//! `istio-system` under Istio's gateway service account.
 
 use serde_json::{json, Value};
 
@@ -24,6 +27,11 @@ impl Workload {
     /// `reviews-v2`: the WorkloadGroup's name, and the proxy's in the node id.
     pub fn name(&self) -> String {
         format!("{}-{}", self.service, self.version)
+    }
+
+    /// The Kubernetes service account Istio's bookinfo.yaml gives the deployment.
+    pub fn service_account(&self) -> String {
+        format!("bookinfo-{}", self.service)
     }
 
     /// The `bookinfo` subcommand and flags for this workload.
@@ -66,11 +74,19 @@ pub const WORKLOADS: &[Workload] = &[
 
 /// The gateway's WorkloadGroup, selected by `istio: ingressgateway`.
 pub const GATEWAY_GROUP: &str = "istio-ingressgateway";
+/// Where Istio installs its gateways.
+pub const GATEWAY_NAMESPACE: &str = "istio-system";
+/// The ingress gateway's service account in Istio's default install.
+pub const GATEWAY_SERVICE_ACCOUNT: &str = "istio-ingressgateway-service-account";
+/// The label Istio's injector puts on every pod with a sidecar; it tells client sidecars
+/// (auto mTLS) that the workload accepts mesh mutual TLS.
+pub const TLS_MODE_LABEL: &str = "security.istio.io/tlsMode";
 
 /// Where each workload listens, from a block of ports starting at `base`: workload `i`
 /// (in [`WORKLOADS`] order) takes `base + 10*i` (its sidecar's inbound listener, the port
 /// other sidecars reach it on), `+1` (the app itself), `+2` (its sidecar's outbound HTTP
-/// proxy), `+3` (its sidecar's admin). The gateway's admin is `base + 10*6 + 3`.
+/// proxy), `+3` (its sidecar's admin), `+4` (weft-proxy's `/stats/prometheus`, Istio's
+/// 15090). The gateway's stats are `base + 10*6`, its admin `base + 10*6 + 3`.
 #[derive(Clone, Copy, Debug)]
 pub struct Ports {
     pub base: u16,
@@ -92,8 +108,15 @@ impl Ports {
     pub fn admin(&self, i: usize) -> u16 {
         self.at(i, 3)
     }
+    pub fn stats(&self, i: usize) -> u16 {
+        self.at(i, 4)
+    }
     pub fn gateway_admin(&self) -> u16 {
         self.at(WORKLOADS.len(), 3)
+    }
+    /// A gateway has no inbound listener, so its stats take that slot.
+    pub fn gateway_stats(&self) -> u16 {
+        self.at(WORKLOADS.len(), 0)
     }
     /// The last port of the block, to check it fits below 65536.
     pub fn span() -> u16 {
@@ -109,7 +132,9 @@ impl Ports {
             out.push((self.app(i), format!("{n} app")));
             out.push((self.outbound(i), format!("{n} sidecar outbound")));
             out.push((self.admin(i), format!("{n} sidecar admin")));
+            out.push((self.stats(i), format!("{n} sidecar stats")));
         }
+        out.push((self.gateway_stats(), "gateway stats".into()));
         out.push((self.gateway_admin(), "gateway admin".into()));
         out
     }
@@ -185,9 +210,10 @@ fn bookinfo(ports: Ports) -> Vec<Value> {
             "apiVersion": "networking.istio.io/v1", "kind": "WorkloadGroup",
             "metadata": meta(&w.name()),
             "spec": {
-                "metadata": {"labels": {"app": w.service, "version": w.version}},
+                "metadata": {"labels": {"app": w.service, "version": w.version,
+                                        TLS_MODE_LABEL: "istio"}},
                 "template": {
-                    "serviceAccount": format!("bookinfo-{}", w.service),
+                    "serviceAccount": w.service_account(),
                     "ports": {"http": ports.inbound(i)},
                 },
             },
@@ -195,10 +221,10 @@ fn bookinfo(ports: Ports) -> Vec<Value> {
     }
     docs.push(json!({
         "apiVersion": "networking.istio.io/v1", "kind": "WorkloadGroup",
-        "metadata": meta(GATEWAY_GROUP),
+        "metadata": {"name": GATEWAY_GROUP, "namespace": GATEWAY_NAMESPACE},
         "spec": {
             "metadata": {"labels": {"istio": "ingressgateway", "app": GATEWAY_GROUP}},
-            "template": {"serviceAccount": "istio-ingressgateway-service-account"},
+            "template": {"serviceAccount": GATEWAY_SERVICE_ACCOUNT},
         },
     }));
     docs
@@ -276,6 +302,35 @@ mod tests {
         assert_eq!(distinct.len(), all.len());
         assert_eq!(*distinct.first().unwrap(), 19100);
         assert_eq!(*distinct.last().unwrap(), 19100 + Ports::span());
+    }
+
+    #[test]
+    fn workloads_take_mesh_mtls_under_their_own_accounts_and_the_gateway_istios() {
+        let groups: Vec<Value> = bookinfo(Ports { base: 19100 })
+            .into_iter()
+            .filter(|d| d["kind"] == "WorkloadGroup")
+            .collect();
+        assert_eq!(groups.len(), WORKLOADS.len() + 1);
+        for w in WORKLOADS {
+            let g = groups
+                .iter()
+                .find(|g| g["metadata"]["name"] == w.name().as_str())
+                .unwrap();
+            assert_eq!(g["spec"]["metadata"]["labels"][TLS_MODE_LABEL], "istio");
+            assert_eq!(
+                g["spec"]["template"]["serviceAccount"],
+                format!("bookinfo-{}", w.service).as_str()
+            );
+        }
+        let gw = groups
+            .iter()
+            .find(|g| g["metadata"]["name"] == GATEWAY_GROUP)
+            .unwrap();
+        assert_eq!(gw["metadata"]["namespace"], "istio-system");
+        assert_eq!(
+            gw["spec"]["template"]["serviceAccount"],
+            "istio-ingressgateway-service-account"
+        );
     }
 
     #[test]

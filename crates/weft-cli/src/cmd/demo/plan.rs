@@ -105,6 +105,10 @@ impl Plan {
     pub(super) fn logs(&self) -> PathBuf {
         self.dir.join("logs")
     }
+    /// The proxies' bootstrap tokens, one file per service account.
+    pub(super) fn tokens_dir(&self) -> PathBuf {
+        self.dir.join("tokens")
+    }
     pub(super) fn server(&self) -> String {
         format!("http://{}", self.api_addr)
     }
@@ -144,12 +148,22 @@ impl Plan {
         if occupied && !marker.is_file() {
             return Err(DemoError::NotDemoDir(dir.clone()));
         }
-        for sub in ["weftd", "logs", "bootstrap", "config"] {
+        for sub in ["weftd", "logs", "bootstrap", "config", "tokens"] {
             let path = dir.join(sub);
             if path.exists() {
                 std::fs::remove_dir_all(&path).map_err(fs_err("cannot clear", &path))?;
             }
-            std::fs::create_dir_all(&path).map_err(fs_err("cannot create", &path))?;
+            // Tokens, and Envoy's bootstraps that carry them, are for the owner's eyes only.
+            let mode = if matches!(sub, "tokens" | "bootstrap") {
+                0o700
+            } else {
+                0o755
+            };
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(mode)
+                .create(&path)
+                .map_err(fs_err("cannot create", &path))?;
         }
         std::fs::write(
             &marker,

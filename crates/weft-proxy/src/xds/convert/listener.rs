@@ -347,7 +347,10 @@ fn http_connection_manager(field: &str, h: &HcmProto) -> Result<HttpConnectionMa
         use_remote_address: h.use_remote_address.is_some_and(|b| b.value),
         xff_num_trusted_hops: h.xff_num_trusted_hops,
         skip_xff_append: h.skip_xff_append,
+        client_cert: crate::http::xfcc::from_hcm(&field, h)?,
     };
+    rest.forward_client_cert_details = 0;
+    rest.set_current_client_cert_details = None;
     rest.use_remote_address = None;
     rest.xff_num_trusted_hops = 0;
     rest.skip_xff_append = false;

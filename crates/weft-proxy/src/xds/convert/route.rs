@@ -142,6 +142,7 @@ fn tls_redirect() -> Route {
                 treat_missing_as_empty: false,
             }],
             query_parameters: Vec::new(),
+            dynamic_metadata: Vec::new(),
         },
         action: Action::Redirect(Redirect {
             scheme: Some("https".into()),
@@ -268,10 +269,20 @@ fn route_match(field: &str, m: Option<&RouteMatchProto>) -> Result<RouteMatch> {
             ignore_case,
         });
     }
+    let dynamic_metadata = m
+        .dynamic_metadata
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let f = format!("{field}.dynamic_metadata[{i}]");
+            crate::rbac::convert::metadata(&f, d)
+        })
+        .collect::<Result<_>>()?;
     let mut rest = m.clone();
     rest.path_specifier = None;
     rest.headers.clear();
     rest.query_parameters.clear();
+    rest.dynamic_metadata.clear();
     rest.case_sensitive = None;
     reject_rest(field, &rest, fields::ROUTE_MATCH)?;
     Ok(RouteMatch {
@@ -279,6 +290,7 @@ fn route_match(field: &str, m: Option<&RouteMatchProto>) -> Result<RouteMatch> {
         case_sensitive: m.case_sensitive.is_none_or(|b| b.value),
         headers,
         query_parameters,
+        dynamic_metadata,
     })
 }
 

@@ -4,6 +4,7 @@
 mod xds_support;
 
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
+use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
 use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
 use envoy_types::pb::google::rpc::Status as RpcStatus;
 use prost::Message;
@@ -144,6 +145,17 @@ async fn sotw_initial_fetch_ack_nack_and_push_on_change() {
     assert_eq!(cds3.type_url, CDS);
     let eds3 = next(&mut inbound).await;
     assert_eq!(eds3.type_url, EDS);
+    // Only what changed: b's assignment is the same, and the proxy keeps what it holds.
+    let sent: Vec<String> = eds3
+        .resources
+        .iter()
+        .map(|any| {
+            ClusterLoadAssignment::decode(&any.value[..])
+                .unwrap()
+                .cluster_name
+        })
+        .collect();
+    assert_eq!(sent, ["a"]);
 
     // The config dump shows what was sent, shaped like Envoy's.
     let dump: serde_json::Value = h
@@ -262,8 +274,8 @@ async fn sds_serves_named_secrets_pushes_changes_and_dumps_them_redacted() {
 }
 
 /// Envoy drops its EDS watch with its last EDS cluster: a request with no names, carrying
-/// the nonce it last saw, which may be older than weftd's latest (empty) response. That
-/// response is never ACKed, and must not leave EDS stale.
+/// the nonce it last saw. weftd sends no EDS response for the removed cluster, and EDS
+/// must not be left pending.
 #[tokio::test]
 async fn unsubscribing_from_every_endpoint_leaves_nothing_pending() {
     let h = Harness::start(Duration::from_secs(10)).await;
@@ -291,11 +303,10 @@ async fn unsubscribing_from_every_endpoint_leaves_nothing_pending() {
     h.delete(Kind::ServiceEntry, "a").await;
     let cds2 = next(&mut inbound).await;
     assert_eq!(cds2.type_url, CDS);
-    let eds2 = next(&mut inbound).await;
-    assert_eq!(eds2.type_url, EDS);
-    assert!(eds2.resources.is_empty());
-    assert_eq!(h.sync(ID, "eds").await["status"], "STALE");
-    // Envoy ACKs CDS, then unsubscribes from EDS with the nonce of the older response.
+    // No EDS response: a's assignment is gone, and a state-of-the-world EDS response
+    // carries only what changed; the proxy drops a's endpoints with the cluster.
+    quiet(&mut inbound).await;
+    // Envoy ACKs CDS, then unsubscribes from EDS with the nonce of its last EDS response.
     tx.send(request(CDS, &[], Some(&cds2))).await.unwrap();
     tx.send(request(EDS, &[], Some(&eds))).await.unwrap();
     let eds_status = h.wait_sync(ID, "eds", |s| s["status"] == "SYNCED").await;
@@ -319,7 +330,7 @@ async fn unsubscribing_from_every_endpoint_leaves_nothing_pending() {
     let cds3 = next(&mut inbound).await;
     assert_eq!(cds3.type_url, CDS);
     quiet(&mut inbound).await;
-    tx.send(request(EDS, &["b"], Some(&eds2))).await.unwrap();
+    tx.send(request(EDS, &["b"], Some(&eds))).await.unwrap();
     let eds3 = next(&mut inbound).await;
     assert_eq!(eds3.type_url, EDS);
     assert_eq!(eds3.resources.len(), 1);

@@ -93,6 +93,11 @@ pub struct Registry {
     /// services up per port per proxy, and a scan of 1,000 services each time was a third
     /// of weftd's CPU in the control-plane benchmark.
     by_host: OnceLock<HashMap<String, usize>>,
+    /// (namespace, workload name) -> positions in `services` of the services it is an
+    /// instance of, built on first lookup: every proxy's inbound side asks which services
+    /// select its workload, and scanning every instance of 1,000 services for it was most
+    /// of weftd's CPU per push once the outbound side was shared.
+    by_workload: OnceLock<(usize, crate::model::snapshot::PositionIndex)>,
     /// Every PeerAuthentication, oldest first (Istio's precedence within a level). Each
     /// endpoint is checked against them for auto mTLS, so they are kept apart from the
     /// thousands of other resources.
@@ -106,6 +111,7 @@ impl Registry {
         // Building looks services up while it adds them, which froze the index over the
         // first few; index the finished list instead (else every later lookup scans).
         registry.by_host = OnceLock::new();
+        registry.by_workload = OnceLock::new();
         let mut peers: Vec<Resource> = resources
             .iter()
             .filter(|r| matches!(r.spec, weft_config::Spec::PeerAuthentication(_)))
@@ -134,6 +140,43 @@ impl Registry {
             // Services pushed after the index was built are still found.
             _ => self.services.iter().find(|s| s.hostname == hostname),
         }
+    }
+
+    /// The services that have the workload `namespace/name` among their instances, in
+    /// registry order.
+    pub fn services_of<'a>(
+        &'a self,
+        namespace: &'a str,
+        name: &'a str,
+    ) -> Box<dyn Iterator<Item = &'a Service> + 'a> {
+        let (indexed, index) = self.by_workload.get_or_init(|| {
+            let mut index = crate::model::snapshot::PositionIndex::new();
+            for (i, service) in self.services.iter().enumerate() {
+                for instance in self.instances.get(&service.hostname).into_iter().flatten() {
+                    let at = index
+                        .entry((instance.namespace.clone(), instance.name.clone()))
+                        .or_default();
+                    if at.last() != Some(&i) {
+                        at.push(i);
+                    }
+                }
+            }
+            (self.services.len(), index)
+        });
+        if *indexed != self.services.len() {
+            // Services added after the index was built: scan, as before the index.
+            return Box::new(self.services.iter().filter(move |s| {
+                self.instances.get(&s.hostname).is_some_and(|all| {
+                    all.iter()
+                        .any(|i| i.name == name && i.namespace == namespace)
+                })
+            }));
+        }
+        let found = index
+            .get(&(namespace.to_string(), name.to_string()))
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        Box::new(found.iter().filter_map(|&i| self.services.get(i)))
     }
 
     /// Instances of a service, with the port each listens on for service port `port`.

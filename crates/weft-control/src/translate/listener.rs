@@ -14,7 +14,7 @@ use envoy_types::pb::envoy::config::core::v3::TrafficDirection;
 use envoy_types::pb::envoy::config::listener::v3::{FilterChain, Listener};
 use std::collections::BTreeMap;
 use weft_config::networking::workload_entry::WorkloadEntry;
-use weft_config::{Resource, Spec};
+use weft_config::Resource;
 
 /// Annotation Istio puts on auto-registered WorkloadEntries, naming their WorkloadGroup.
 pub const AUTO_REGISTRATION_GROUP: &str = "istio.io/autoRegistrationGroup";
@@ -54,17 +54,7 @@ pub fn own_workload<'a>(
     snapshot: &'a MeshSnapshot,
     proxy: &Proxy,
 ) -> Option<(&'a Resource, &'a WorkloadEntry)> {
-    let entries = || {
-        snapshot.resources.iter().filter_map(|r| match &r.spec {
-            Spec::WorkloadEntry(w)
-                if r.metadata.namespace == proxy.namespace
-                    && w.address.as_deref() == Some(proxy.ip.as_str()) =>
-            {
-                Some((r, w.as_ref()))
-            }
-            _ => None,
-        })
-    };
+    let entries = || snapshot.workload_entries_at(&proxy.namespace, &proxy.ip);
     let by_group = proxy.workload_group.as_ref().and_then(|group| {
         entries().find(|(r, _)| r.metadata.annotations.get(AUTO_REGISTRATION_GROUP) == Some(group))
     });
@@ -84,19 +74,7 @@ pub fn inbound_ports(snapshot: &MeshSnapshot, proxy: &Proxy) -> Vec<InboundPort>
     let registry = &snapshot.registry;
     let mut ports: BTreeMap<u32, InboundPort> = BTreeMap::new();
     let app_port = |name: &str, port: u32| proxy.app_ports.get(name).copied().unwrap_or(port);
-    let serves = |service: &crate::registry::Service| {
-        registry
-            .instances
-            .get(&service.hostname)
-            .is_some_and(|all| {
-                all.iter().any(|i| {
-                    i.name == resource.metadata.name && i.namespace == resource.metadata.namespace
-                })
-            })
-    };
-    // Only services with this workload among their instances add ports: checking that
-    // once per service spares a lookup and a list per port of every service in the mesh.
-    for service in registry.services.iter().filter(|s| serves(s)) {
+    for service in registry.services_of(&resource.metadata.namespace, &resource.metadata.name) {
         for service_port in &service.ports {
             for (instance, port) in registry.endpoints(&service.hostname, service_port.number) {
                 if instance.name == resource.metadata.name

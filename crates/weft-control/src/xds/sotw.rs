@@ -1,5 +1,7 @@
 //! State-of-the-world ADS (`StreamAggregatedResources`): every response carries the whole
-//! set of a type (CDS/LDS), or exactly the requested names that exist (EDS/RDS).
+//! set of a type (CDS/LDS). An EDS/RDS response answering a request carries the requested
+//! names that exist; one pushed after a change carries only the resources that changed, as
+//! the xDS protocol allows for non-wildcard types (the proxy keeps those it is not sent).
 
 use super::autoregister::HEALTH_TYPE;
 use super::connection::{rotated, stopped, Connection};
@@ -178,6 +180,24 @@ async fn push_changes(
         if now == watch.sent && !forced {
             continue;
         }
+        if matches!(t, XdsType::Endpoint | XdsType::Route) {
+            // Only what changed: one workload joining a service sends every proxy that
+            // service's assignment, not all ~60 it subscribes to.
+            let before: BTreeSet<_> = watch.sent.iter().collect();
+            let changed: BTreeSet<String> = now
+                .iter()
+                .filter(|e| !before.contains(e) || modified_clusters.contains(&e.0))
+                .map(|(n, _)| n.clone())
+                .collect();
+            if changed.is_empty() {
+                // Only names that are gone: the proxy drops them with their cluster or
+                // listener; there is nothing to send.
+                watch.sent = now;
+                continue;
+            }
+            push_only(conn, t, watch, tx, Some(&changed)).await?;
+            continue;
+        }
         if t == XdsType::Cluster {
             let before: std::collections::BTreeMap<_, _> = watch.sent.iter().cloned().collect();
             modified_clusters = now
@@ -192,11 +212,24 @@ async fn push_changes(
     Ok(())
 }
 
+/// Sends the whole selection of `t`.
 async fn push(
     conn: &mut Connection,
     t: XdsType,
     watch: &mut Watch,
     tx: &Outbound,
+) -> Result<(), Status> {
+    push_only(conn, t, watch, tx, None).await
+}
+
+/// Sends the selection of `t`, or of it only the names in `only`; either way the proxy
+/// holds the whole selection afterwards.
+async fn push_only(
+    conn: &mut Connection,
+    t: XdsType,
+    watch: &mut Watch,
+    tx: &Outbound,
+    only: Option<&BTreeSet<String>>,
 ) -> Result<(), Status> {
     let holds = selection(conn, t, watch);
     watch.version += 1;
@@ -206,7 +239,11 @@ async fn push(
     let version = watch.version.to_string();
     let response = DiscoveryResponse {
         version_info: version.clone(),
-        resources: holds.values().map(|e| e.any.clone()).collect(),
+        resources: holds
+            .iter()
+            .filter(|(n, _)| only.is_none_or(|only| only.contains(*n)))
+            .map(|(_, e)| e.any.clone())
+            .collect(),
         type_url: t.url().to_string(),
         nonce: watch.nonce.clone(),
         control_plane: Some(ControlPlane {

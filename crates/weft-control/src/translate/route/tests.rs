@@ -71,7 +71,7 @@ pub(super) fn snapshot(resources: Vec<Resource>, registry: Registry) -> MeshSnap
         revision: 1,
         resources: Arc::new(resources),
         registry: Arc::new(registry),
-        mesh: Arc::default(),
+        ..MeshSnapshot::default()
     }
 }
 

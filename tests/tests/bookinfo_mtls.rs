@@ -247,8 +247,7 @@ fn whole_pages(demo: &Demo, n: usize) {
 }
 
 fn run_mtls_task(plane: &str, envoy: Option<&Path>) {
-    let mut demo = Demo::start(plane, envoy);
-    let identities = demo.wait_for_line("✓ identity", START_TIMEOUT);
+    let (mut demo, identities) = Demo::start_until(plane, envoy, "✓ identity", START_TIMEOUT);
     demo.wait_for_line("Press Ctrl-C", START_TIMEOUT);
     for (_, sa) in WORKLOADS {
         assert!(

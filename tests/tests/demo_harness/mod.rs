@@ -237,6 +237,47 @@ impl Demo {
 
     /// Waits for a printed line containing `needle`; panics with everything printed if the
     /// demo exits or `limit` passes first.
+    /// [`Demo::start`] and wait for `needle`; started again on other ports when a port
+    /// picked free was taken by a parallel test before the demo bound it.
+    pub fn start_until(
+        plane: &str,
+        envoy: Option<&Path>,
+        needle: &str,
+        limit: Duration,
+    ) -> (Demo, String) {
+        for _ in 0..3 {
+            let mut demo = Demo::start(plane, envoy);
+            if let Some(line) = demo.line_or_port_clash(needle, limit) {
+                return (demo, line);
+            }
+        }
+        let mut demo = Demo::start(plane, envoy);
+        let line = demo.wait_for_line(needle, limit);
+        (demo, line)
+    }
+
+    /// Like [`Demo::wait_for_line`], but `None` when the demo exited because a port was
+    /// already in use.
+    fn line_or_port_clash(&mut self, needle: &str, limit: Duration) -> Option<String> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            match self.lines.recv_timeout(Duration::from_millis(200)) {
+                Ok(line) => {
+                    self.printed.push(line.clone());
+                    if line.contains(needle) {
+                        return Some(line);
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        if self.printed.iter().any(|l| l.contains("already in use")) {
+            return None;
+        }
+        Some(self.wait_for_line(needle, Duration::ZERO))
+    }
+
     pub fn wait_for_line(&mut self, needle: &str, limit: Duration) -> String {
         let deadline = Instant::now() + limit;
         while Instant::now() < deadline {

@@ -66,8 +66,7 @@ fn over_https(demo: &Demo, line: &str) {
 
 fn run_traffic_management_tasks(plane: &str, envoy: Option<&Path>) {
     let started = Instant::now();
-    let mut demo = Demo::start(plane, envoy);
-    let url = demo.wait_for_line("Product page", START_TIMEOUT);
+    let (mut demo, url) = Demo::start_until(plane, envoy, "Product page", START_TIMEOUT);
     assert!(
         url.contains(&format!("http://127.0.0.1:{}/productpage", demo.gateway)),
         "{url}"

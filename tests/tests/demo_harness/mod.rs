@@ -259,6 +259,18 @@ impl Demo {
     /// Like [`Demo::wait_for_line`], but `None` when the demo exited because a port was
     /// already in use.
     fn line_or_port_clash(&mut self, needle: &str, limit: Duration) -> Option<String> {
+        if let Some(line) = self.next_line_with(needle, limit) {
+            return Some(line);
+        }
+        if self.printed.iter().any(|l| l.contains("already in use")) {
+            return None;
+        }
+        Some(self.wait_for_line(needle, Duration::ZERO))
+    }
+
+    /// The first printed line containing `needle`; `None` when the demo exits or `limit`
+    /// passes first.
+    fn next_line_with(&mut self, needle: &str, limit: Duration) -> Option<String> {
         let deadline = Instant::now() + limit;
         while Instant::now() < deadline {
             match self.lines.recv_timeout(Duration::from_millis(200)) {
@@ -269,28 +281,15 @@ impl Demo {
                     }
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
-                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                Err(mpsc::RecvTimeoutError::Disconnected) => return None,
             }
         }
-        if self.printed.iter().any(|l| l.contains("already in use")) {
-            return None;
-        }
-        Some(self.wait_for_line(needle, Duration::ZERO))
+        None
     }
 
     pub fn wait_for_line(&mut self, needle: &str, limit: Duration) -> String {
-        let deadline = Instant::now() + limit;
-        while Instant::now() < deadline {
-            match self.lines.recv_timeout(Duration::from_millis(200)) {
-                Ok(line) => {
-                    self.printed.push(line.clone());
-                    if line.contains(needle) {
-                        return line;
-                    }
-                }
-                Err(mpsc::RecvTimeoutError::Timeout) => {}
-                Err(mpsc::RecvTimeoutError::Disconnected) => break,
-            }
+        if let Some(line) = self.next_line_with(needle, limit) {
+            return line;
         }
         panic!(
             "weft demo never printed {needle:?}\n--- printed\n{}\n{}",

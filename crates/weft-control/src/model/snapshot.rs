@@ -75,9 +75,12 @@ impl MeshSnapshot {
             .map(Vec::as_slice)
             .unwrap_or_default()
             .iter()
-            .filter_map(|&i| match &self.resources.get(i)?.spec {
-                Spec::WorkloadEntry(w) => Some((&self.resources[i], w.as_ref())),
-                _ => None,
+            .filter_map(|&i| {
+                let r = self.resources.get(i)?;
+                match &r.spec {
+                    Spec::WorkloadEntry(w) => Some((r, w.as_ref())),
+                    _ => None,
+                }
             })
     }
 
